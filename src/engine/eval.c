@@ -1,0 +1,169 @@
+/* Test-set NLL bound (L^n + L^r, or L∞ + L^r) with standard errors. */
+#include "bfn/eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bfn/flow.h"
+#include "bfn/rng.h"
+
+enum { STREAM_EVAL = 0x4556414CU, TAG_STRAT = 1, TAG_FLOW = 2, TAG_KL = 3, TAG_RFLOW = 4 };
+
+typedef struct {
+    int64_t index;
+    int repeat;
+    double t;
+    int step; /* i for L^n; 0 for L∞; -1 for the L^r call */
+} job;
+
+bfn_status bfn_eval_run(bfn_net *net, const bfn_eval_config *cfg, bfn_eval_image_fn get_image,
+                        void *image_user, bfn_eval_progress_fn progress, void *progress_user,
+                        bfn_eval_result *res, double *per_image, bfn_err *err)
+{
+    if (cfg->n_steps < 0 || cfg->repeats < 1 || cfg->count < 1 || cfg->n_mc < 1)
+        return bfn_err_set(err, BFN_ERR_ARG,
+                           "eval: need steps >= 0, repeats >= 1, count >= 1, n_mc >= 1");
+    if (!(cfg->beta1 > 0 && cfg->beta1 <= 1e4))
+        return bfn_err_set(err, BFN_ERR_ARG, "eval: beta1 = %g not in (0, 1e4]", cfg->beta1);
+    const bfn_net_config *nc = bfn_net_get_config(net);
+    const int D = nc->H * nc->W, K = nc->K, zp = bfn_flow_planes(K);
+    const int ic = bfn_net_in_channels(K), oc = bfn_net_out_channels(K);
+    const int MB = bfn_net_max_batch(net);
+    const int n = cfg->n_steps, R = cfg->repeats;
+
+    uint8_t *x = malloc((size_t)MB * D);
+    float *z = malloc((size_t)zp * D * sizeof(float));
+    float *in = malloc((size_t)MB * ic * D * sizeof(float));
+    float *t = malloc((size_t)MB * sizeof(float));
+    float *logits = malloc((size_t)MB * oc * D * sizeof(float));
+    float *p = malloc((size_t)oc * D * sizeof(float));
+    job *jobs = malloc((size_t)MB * sizeof(job));
+    bfn_status st = BFN_OK;
+    if (!x || !z || !in || !t || !logits || !p || !jobs) {
+        st = bfn_err_set(err, BFN_ERR_NOMEM, "eval: out of memory");
+        goto done;
+    }
+    bfn_rng base;
+    bfn_rng_init(&base, cfg->seed, STREAM_EVAL);
+    /* Every (image, repeat) contributes one L^n job and one L^r job; they are
+     * batched in any order, each with its own rng stream. */
+    const int64_t total_jobs = cfg->count * R * 2;
+    double s_ln = 0, s_ln2 = 0, s_lr = 0, s_lr2 = 0, s_tot = 0, s_tot2 = 0;
+    double cur_ln = 0, cur_lr = 0; /* sums for the image being accumulated */
+    int64_t cur_img = 0;
+    int cur_done = 0;
+    int64_t j = 0;
+    while (j < total_jobs) {
+        int nb = 0;
+        for (; nb < MB && j < total_jobs; nb++, j++) {
+            job *jb = &jobs[nb];
+            jb->index = j / (2 * R);
+            jb->repeat = (int)((j / 2) % R);
+            int is_rec = (int)(j % 2);
+            bfn_rng ri = bfn_rng_fork(&base, (uint64_t)jb->index);
+            bfn_rng rr = bfn_rng_fork(&ri, (uint64_t)jb->repeat + 1);
+            st = get_image(image_user, jb->index, jb->repeat, x + (size_t)nb * D, err);
+            if (st != BFN_OK)
+                goto done;
+            double beta;
+            if (is_rec) {
+                jb->step = -1;
+                jb->t = 1.0;
+                beta = cfg->beta1;
+            } else {
+                /* stratified over repeats: u = (repeat + v)/R with v shared by the image */
+                bfn_rng rs = bfn_rng_fork(&ri, TAG_STRAT);
+                double v = bfn_rng_uniform(&rs);
+                double u = (jb->repeat + v) / R;
+                if (n > 0) {
+                    int i = 1 + (int)floor(u * n);
+                    if (i > n)
+                        i = n;
+                    jb->step = i;
+                    jb->t = (double)(i - 1) / n;
+                } else {
+                    jb->step = 0;
+                    jb->t = u;
+                }
+                beta = bfn_beta_t(cfg->beta1, jb->t);
+            }
+            bfn_rng rf = bfn_rng_fork(&rr, is_rec ? TAG_RFLOW : TAG_FLOW);
+            bfn_flow_sample(z, x + (size_t)nb * D, D, K, beta, &rf);
+            bfn_net_input(in + (size_t)nb * ic * D, z, D, K);
+            t[nb] = (float)jb->t;
+        }
+        st = bfn_net_forward(net, in, t, nb, 0, NULL, logits);
+        if (st != BFN_OK) {
+            bfn_err_set(err, st, "eval: network forward failed (%s)", bfn_status_str(st));
+            goto done;
+        }
+        for (int b = 0; b < nb; b++) {
+            const job *jb = &jobs[b];
+            const uint8_t *xb = x + (size_t)b * D;
+            const float *lb = logits + (size_t)b * oc * D;
+            double v;
+            if (jb->step < 0) {
+                v = bfn_loss_recon(lb, xb, D, K);
+                cur_lr += v;
+            } else if (jb->step == 0) {
+                v = bfn_loss_cts(lb, xb, D, K, cfg->beta1, jb->t, NULL, 0.0f);
+                cur_ln += v;
+            } else {
+                bfn_rng ri = bfn_rng_fork(&base, (uint64_t)jb->index);
+                bfn_rng rr = bfn_rng_fork(&ri, (uint64_t)jb->repeat + 1);
+                bfn_rng rk = bfn_rng_fork(&rr, TAG_KL);
+                bfn_output_probs(p, lb, D, K);
+                double a = bfn_alpha_step(cfg->beta1, jb->step, n);
+                v = n * bfn_kl_step(xb, p, D, K, a, cfg->n_mc, &rk);
+                cur_ln += v;
+            }
+            if (!isfinite(v)) {
+                st = bfn_err_set(err, BFN_ERR_NUMERIC, "eval: non-finite loss on image %lld",
+                                 (long long)jb->index);
+                goto done;
+            }
+            if (++cur_done == 2 * R) {
+                double ln = cur_ln / R, lr = cur_lr / R;
+                if (per_image)
+                    per_image[cur_img] = ln;
+                s_ln += ln;
+                s_ln2 += ln * ln;
+                s_lr += lr;
+                s_lr2 += lr * lr;
+                s_tot += ln + lr;
+                s_tot2 += (ln + lr) * (ln + lr);
+                cur_img++;
+                cur_done = 0;
+                cur_ln = cur_lr = 0;
+            }
+        }
+        if (progress && progress(progress_user, j / (2 * R), cfg->count)) {
+            st = bfn_err_set(err, BFN_ERR_CANCELLED, "eval: cancelled");
+            goto done;
+        }
+    }
+    {
+        double N = (double)cfg->count;
+        memset(res, 0, sizeof *res);
+        res->images = cfg->count;
+        res->repeats = R;
+        res->ln = s_ln / N;
+        res->lr = s_lr / N;
+        res->total = s_tot / N;
+#define SE(s, s2) (N > 1 ? sqrt(fmax(0.0, ((s2) - (s) * (s) / N) / (N - 1)) / N) : 0.0)
+        res->ln_se = SE(s_ln, s_ln2);
+        res->lr_se = SE(s_lr, s_lr2);
+        res->total_se = SE(s_tot, s_tot2);
+#undef SE
+    }
+done:
+    free(x);
+    free(z);
+    free(in);
+    free(t);
+    free(logits);
+    free(p);
+    free(jobs);
+    return st;
+}

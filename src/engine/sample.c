@@ -1,0 +1,178 @@
+/* Algorithm 9 of the BFN paper, one step at a time. */
+#include "bfn/sample.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bfn/flow.h"
+
+/* rng stream tags */
+enum { STREAM_SAMPLE = 0x5A4D504CU };
+
+struct bfn_sampler {
+    bfn_net *net;
+    bfn_sample_config cfg;
+    int B, D, K, zp, pp, in_ch, max_b;
+    int done;              /* steps done: 0..n+1 */
+    bfn_rng base;
+    float *z;              /* (B, zp, D) accumulated logits */
+    float *y;              /* (B, zp, D) this step's message */
+    float *p;              /* (B, pp, D) output probabilities */
+    uint8_t *k;            /* (B, D) drawn classes */
+    float *net_in;         /* (max_b, in_ch, D) */
+    float *logits;         /* (max_b, pp, D) */
+    float *t;              /* (max_b) */
+    bfn_sample_observer obs;
+    void *obs_user;
+};
+
+bfn_status bfn_sampler_create(bfn_sampler **out, bfn_net *net, const bfn_sample_config *cfg,
+                              bfn_err *err)
+{
+    *out = NULL;
+    if (!net || !cfg)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: no network or config");
+    if (cfg->n_steps < 1 || cfg->n_steps > 1000000)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: steps n = %d out of range [1, 1000000]",
+                           cfg->n_steps);
+    if (!(cfg->beta1 > 0.0 && cfg->beta1 <= 1e4))
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: beta1 = %g out of range (0, 1e4]",
+                           cfg->beta1);
+    if (cfg->count < 1 || cfg->count > 100000)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: count = %d out of range [1, 100000]",
+                           cfg->count);
+    if (cfg->final != BFN_FINAL_SAMPLE && cfg->final != BFN_FINAL_ARGMAX)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: unknown final mode %d", (int)cfg->final);
+    const bfn_net_config *nc = bfn_net_get_config(net);
+    bfn_sampler *s = calloc(1, sizeof *s);
+    if (!s)
+        return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory");
+    s->net = net;
+    s->cfg = *cfg;
+    s->B = cfg->count;
+    s->D = nc->H * nc->W;
+    s->K = nc->K;
+    s->zp = bfn_flow_planes(s->K);
+    s->pp = bfn_net_out_channels(s->K);
+    s->in_ch = bfn_net_in_channels(s->K);
+    s->max_b = bfn_net_max_batch(net);
+    size_t BD = (size_t)s->B * s->D;
+    s->z = calloc(BD * s->zp, sizeof(float));
+    s->y = calloc(BD * s->zp, sizeof(float));
+    s->p = calloc(BD * s->pp, sizeof(float));
+    s->k = calloc(BD, 1);
+    s->net_in = calloc((size_t)s->max_b * s->in_ch * s->D, sizeof(float));
+    s->logits = calloc((size_t)s->max_b * s->pp * s->D, sizeof(float));
+    s->t = calloc((size_t)s->max_b, sizeof(float));
+    if (!s->z || !s->y || !s->p || !s->k || !s->net_in || !s->logits || !s->t) {
+        bfn_sampler_destroy(s);
+        return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory for %d images", s->B);
+    }
+    bfn_rng_init(&s->base, cfg->seed, STREAM_SAMPLE);
+    *out = s;
+    return BFN_OK;
+}
+
+void bfn_sampler_destroy(bfn_sampler *s)
+{
+    if (!s)
+        return;
+    free(s->z);
+    free(s->y);
+    free(s->p);
+    free(s->k);
+    free(s->net_in);
+    free(s->logits);
+    free(s->t);
+    free(s);
+}
+
+void bfn_sampler_set_observer(bfn_sampler *s, bfn_sample_observer obs, void *user)
+{
+    s->obs = obs;
+    s->obs_user = user;
+}
+
+/* p_O(·|θ; t) for every image, in chunks of the network's batch. */
+static bfn_status output_probs(bfn_sampler *s, double t, bfn_err *err)
+{
+    size_t zs = (size_t)s->zp * s->D, ps = (size_t)s->pp * s->D, is = (size_t)s->in_ch * s->D;
+    for (int b0 = 0; b0 < s->B; b0 += s->max_b) {
+        int nb = s->B - b0 < s->max_b ? s->B - b0 : s->max_b;
+        for (int j = 0; j < nb; j++) {
+            bfn_net_input(s->net_in + j * is, s->z + (size_t)(b0 + j) * zs, s->D, s->K);
+            s->t[j] = (float)t;
+        }
+        bfn_status st = bfn_net_forward(s->net, s->net_in, s->t, nb, 0, NULL, s->logits);
+        if (st != BFN_OK)
+            return bfn_err_set(err, st, "sampler: network forward failed (%s)",
+                               bfn_status_str(st));
+        for (int j = 0; j < nb; j++)
+            bfn_output_probs(s->p + (size_t)(b0 + j) * ps, s->logits + j * ps, s->D, s->K);
+    }
+    return BFN_OK;
+}
+
+bfn_status bfn_sampler_step(bfn_sampler *s, bfn_err *err)
+{
+    const int n = s->cfg.n_steps;
+    if (s->done > n)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: already finished");
+    const int i = s->done + 1; /* 1..n, or n + 1 for the final output */
+    const int is_final = i == n + 1;
+    const double t = is_final ? 1.0 : (double)(i - 1) / n;
+    const double alpha = is_final ? 0.0 : bfn_alpha_step(s->cfg.beta1, i, n);
+    size_t zs = (size_t)s->zp * s->D, ps = (size_t)s->pp * s->D;
+
+    bfn_status st = output_probs(s, t, err);
+    if (st != BFN_OK)
+        return st;
+    for (int b = 0; b < s->B; b++) {
+        /* one stream per (image, step): independent of chunking and threads */
+        bfn_rng r = bfn_rng_fork(&s->base, (uint64_t)b);
+        r = bfn_rng_fork(&r, (uint64_t)i);
+        uint8_t *kb = s->k + (size_t)b * s->D;
+        const float *pb = s->p + (size_t)b * ps;
+        if (is_final && s->cfg.final == BFN_FINAL_ARGMAX)
+            bfn_output_argmax(kb, pb, s->D, s->K);
+        else
+            bfn_output_sample(kb, pb, s->D, s->K, &r);
+        if (!is_final) {
+            const uint8_t *sent = s->cfg.x_true ? s->cfg.x_true + (size_t)b * s->D : kb;
+            bfn_sender_sample(s->y + (size_t)b * zs, sent, s->D, s->K, alpha, &r);
+            bfn_update(s->z + (size_t)b * zs, s->y + (size_t)b * zs, (int)zs);
+        }
+    }
+    s->done = i;
+    if (s->obs) {
+        bfn_sample_frame f = {
+            .step = i, .n = n, .is_final = is_final, .t = t, .alpha = alpha,
+            .B = s->B, .D = s->D, .K = s->K, .z_planes = s->zp, .p_planes = s->pp,
+            .z = s->z, .p = s->p, .k = s->k, .y = is_final ? NULL : s->y,
+        };
+        if (s->obs(&f, s->obs_user))
+            return bfn_err_set(err, BFN_ERR_CANCELLED, "sampler: cancelled after step %d", i);
+    }
+    return BFN_OK;
+}
+
+bfn_status bfn_sampler_run(bfn_sampler *s, const volatile int *cancel, bfn_err *err)
+{
+    while (s->done <= s->cfg.n_steps) {
+        if (cancel && *cancel)
+            return bfn_err_set(err, BFN_ERR_CANCELLED, "sampler: cancelled after step %d",
+                               s->done);
+        bfn_status st = bfn_sampler_step(s, err);
+        if (st != BFN_OK)
+            return st;
+    }
+    return BFN_OK;
+}
+
+int bfn_sampler_steps_done(const bfn_sampler *s) { return s->done; }
+int bfn_sampler_finished(const bfn_sampler *s) { return s->done > s->cfg.n_steps; }
+const uint8_t *bfn_sampler_result(const bfn_sampler *s)
+{
+    return bfn_sampler_finished(s) ? s->k : NULL;
+}
+const float *bfn_sampler_z(const bfn_sampler *s) { return s->z; }
