@@ -49,7 +49,7 @@ void bfn_net_input(float *in, const float *z, int D, int K);
 /* ---- output distribution from network logits ----
  * K = 2: p_on = σ(logit) (1 plane); general: softmax over K planes. */
 void bfn_output_probs(float *p, const float *logits, int D, int K);
-/* Draws k ~ p per pixel. */
+/* Draws k ~ p per pixel from one uniform per pixel, in pixel order. */
 void bfn_output_sample(uint8_t *k, const float *p, int D, int K, bfn_rng *rng);
 /* Most probable class per pixel (ties → lowest class). */
 void bfn_output_argmax(uint8_t *k, const float *p, int D, int K);
@@ -67,12 +67,14 @@ double bfn_loss_cts(const float *logits, const uint8_t *x, int D, int K, double 
 double bfn_loss_cts_general(const float *logits, const uint8_t *x, int D, int K, double beta1,
                             double t, float *dlogits, float grad_scale);
 /* L∞ for one pixel from K explicit probabilities (double, no logits):
- * K β(1) t ‖e_x − p‖². The per-pixel term both functions above sum. */
+ * K β(1) t ‖e_x − p‖², the per-pixel term of the two functions above. */
 double bfn_loss_cts_pixel(int x, const double *p, int K, double beta1, double t);
 
 /* One-step KL( p_S(·|x; α) ‖ p_R(·|p; α) ) summed over pixels, estimated by
  * n_mc Monte Carlo draws of y per pixel with log-sum-exp for the mixture.
- * p: output probabilities (planes as bfn_output_probs). */
+ * Unbiased; antithetic pairs and a control variate cut its variance (see
+ * flow.c). n_mc < 1 counts as 1. p: output probabilities (planes as
+ * bfn_output_probs). */
 double bfn_kl_step(const uint8_t *x, const float *p, int D, int K, double alpha, int n_mc,
                    bfn_rng *rng);
 /* The same for one pixel with K explicit probabilities (general path). */

@@ -26,6 +26,7 @@
 #include "bfn/rng.h"
 
 #define BFN_NET_MAX_LEVELS 5
+#define BFN_NET_MAX_RES 8 /* most residual blocks per level (n_res) */
 
 typedef struct {
     int K;          /* classes per pixel, >= 2 */
@@ -92,5 +93,8 @@ bfn_status bfn_net_backward(bfn_net *net, const float *dlogits, float *dx);
 
 /* Multiply-adds of one forward pass for one image (for GFLOP/s figures). */
 double bfn_net_flops_per_image(const bfn_net *net);
+
+/* Message of the last failed bfn_net_forward/backward ("" if none yet). */
+const char *bfn_net_last_error(const bfn_net *net);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "bfn/common.h"
+#include "bfn/model_io.h"
 #include "bfn/net.h"
 #include "bfn/rng.h"
 
@@ -78,6 +79,13 @@ void bfn_trainer_set_steps(bfn_trainer *tr, int64_t step);
  * trainer exactly so that resumed training continues bit for bit. */
 bfn_status bfn_trainer_save(bfn_trainer *tr, const char *path, const char *dataset,
                             int64_t images_seen, const char *notes, bfn_err *err);
+/* Restores a checkpoint: creates the net (for the checkpoint's batch size, or
+ * max_batch if larger) and a trainer in the exact saved state. meta (may be
+ * NULL) receives the header (data set, images seen, notes). */
+bfn_status bfn_trainer_load(const char *path, bfn_net **net, bfn_trainer **tr,
+                            bfn_model_meta *meta, int max_batch, bfn_err *err);
+/* Replaces the schedule length (to extend a run); other settings stay. */
+void bfn_trainer_set_total_steps(bfn_trainer *tr, int64_t total_steps);
 /* Saves only the EMA weights as a model file (for sampling). */
 bfn_status bfn_trainer_save_model(bfn_trainer *tr, const char *path, const char *dataset,
                                   int64_t images_seen, const char *notes, bfn_err *err);

@@ -2,6 +2,7 @@
 #include "bfn/train.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -277,3 +278,161 @@ float *bfn_trainer_adam_m(bfn_trainer *tr) { return tr->m; }
 float *bfn_trainer_adam_v(bfn_trainer *tr) { return tr->v; }
 bfn_rng *bfn_trainer_rng(bfn_trainer *tr) { return &tr->base; }
 void bfn_trainer_set_steps(bfn_trainer *tr, int64_t step) { tr->step = step; }
+
+/* ---- checkpoints ----
+ * Sections: "params" = EMA weights (so a checkpoint samples like a model
+ * file), "params_raw" = current weights, "adam_m", "adam_v", and "train":
+ * u64 words [version, step, rng key, rng ctr, batch, warmup, total_steps,
+ * seed, then the doubles beta1, lr, lr_min, b1, b2, eps, weight_decay, clip,
+ * ema_decay as IEEE-754 bit patterns]. */
+enum { TRAIN_WORDS = 17, TRAIN_STATE_VERSION = 1 };
+
+static uint64_t dbits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static double bitsd(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static bfn_status fill_meta(bfn_trainer *tr, bfn_model_meta *m, const char *dataset,
+                            int64_t images_seen, const char *notes, bfn_err *err)
+{
+    if (dataset && strlen(dataset) >= sizeof m->dataset)
+        return bfn_err_set(err, BFN_ERR_ARG, "train: data set name '%s' longer than %zu bytes",
+                           dataset, sizeof m->dataset - 1);
+    bfn_model_meta_init(m, bfn_net_get_config(tr->net));
+    m->beta1 = tr->cfg.beta1;
+    snprintf(m->dataset, sizeof m->dataset, "%s", dataset ? dataset : "");
+    m->step = (uint64_t)tr->step;
+    m->images_seen = (uint64_t)(images_seen > 0 ? images_seen : 0);
+    char v[64];
+    bfn_status st;
+    snprintf(v, sizeof v, "%g", tr->cfg.lr);
+    if ((st = bfn_model_meta_set_note(m, "lr", v, err)) != BFN_OK)
+        return st;
+    snprintf(v, sizeof v, "%d", tr->cfg.batch);
+    if ((st = bfn_model_meta_set_note(m, "batch", v, err)) != BFN_OK)
+        return st;
+    snprintf(v, sizeof v, "%g", tr->cfg.ema_decay);
+    if ((st = bfn_model_meta_set_note(m, "ema", v, err)) != BFN_OK)
+        return st;
+    if (notes && *notes && (st = bfn_model_meta_set_note(m, "notes", notes, err)) != BFN_OK)
+        return st;
+    return BFN_OK;
+}
+
+bfn_status bfn_trainer_save(bfn_trainer *tr, const char *path, const char *dataset,
+                            int64_t images_seen, const char *notes, bfn_err *err)
+{
+    bfn_model_meta m;
+    bfn_status st = fill_meta(tr, &m, dataset, images_seen, notes, err);
+    if (st != BFN_OK)
+        return st;
+    const bfn_train_config *c = &tr->cfg;
+    uint64_t w[TRAIN_WORDS] = {
+        TRAIN_STATE_VERSION, (uint64_t)tr->step, tr->base.key, tr->base.ctr, (uint64_t)c->batch,
+        (uint64_t)c->warmup, (uint64_t)c->total_steps, c->seed, dbits(c->beta1), dbits(c->lr),
+        dbits(c->lr_min), dbits(c->adam_b1), dbits(c->adam_b2), dbits(c->adam_eps),
+        dbits(c->weight_decay), dbits(c->clip), dbits(c->ema_decay),
+    };
+    bfn_model_section sec[5] = {
+        {"params", BFN_MODEL_F32, tr->np, tr->ema},
+        {"params_raw", BFN_MODEL_F32, tr->np, bfn_net_params(tr->net)},
+        {"adam_m", BFN_MODEL_F32, tr->np, tr->m},
+        {"adam_v", BFN_MODEL_F32, tr->np, tr->v},
+        {"train", BFN_MODEL_U64, TRAIN_WORDS, w},
+    };
+    return bfn_model_save(path, &m, sec, 5, err);
+}
+
+bfn_status bfn_trainer_save_model(bfn_trainer *tr, const char *path, const char *dataset,
+                                  int64_t images_seen, const char *notes, bfn_err *err)
+{
+    bfn_model_meta m;
+    bfn_status st = fill_meta(tr, &m, dataset, images_seen, notes, err);
+    if (st != BFN_OK)
+        return st;
+    bfn_model_section sec = {"params", BFN_MODEL_F32, tr->np, tr->ema};
+    return bfn_model_save(path, &m, &sec, 1, err);
+}
+
+bfn_status bfn_trainer_load(const char *path, bfn_net **net_out, bfn_trainer **tr_out,
+                            bfn_model_meta *meta_out, int max_batch, bfn_err *err)
+{
+    *net_out = NULL;
+    *tr_out = NULL;
+    bfn_model_meta m;
+    bfn_model_sections secs;
+    bfn_status st = bfn_model_load(path, &m, &secs, err);
+    if (st != BFN_OK)
+        return st;
+    const void *w_, *ema, *raw, *am, *av;
+    bfn_net *net = NULL;
+    bfn_trainer *tr = NULL;
+    if ((st = bfn_model_get(&secs, "train", BFN_MODEL_U64, TRAIN_WORDS, &w_, err)) != BFN_OK)
+        goto fail;
+    const uint64_t *w = w_;
+    if (w[0] != TRAIN_STATE_VERSION) {
+        st = bfn_err_set(err, BFN_ERR_FORMAT, "%s: unknown training state version %llu", path,
+                         (unsigned long long)w[0]);
+        goto fail;
+    }
+    bfn_train_config c = {
+        .batch = (int)(w[4] > 65536 ? 0 : w[4]), .warmup = (int64_t)w[5],
+        .total_steps = (int64_t)w[6], .seed = w[7], .beta1 = bitsd(w[8]), .lr = bitsd(w[9]),
+        .lr_min = bitsd(w[10]), .adam_b1 = bitsd(w[11]), .adam_b2 = bitsd(w[12]),
+        .adam_eps = bitsd(w[13]), .weight_decay = bitsd(w[14]), .clip = bitsd(w[15]),
+        .ema_decay = bitsd(w[16]),
+    };
+    if ((st = bfn_train_config_check(&c, err)) != BFN_OK) {
+        bfn_err_set(err, st, "%s: bad training state: %s", path, err ? err->msg : "");
+        goto fail;
+    }
+    if ((int64_t)w[1] < 0) {
+        st = bfn_err_set(err, BFN_ERR_FORMAT, "%s: bad step count", path);
+        goto fail;
+    }
+    if ((st = bfn_net_config_check(&m.config, err)) != BFN_OK)
+        goto fail;
+    if ((st = bfn_net_create(&net, &m.config, max_batch > c.batch ? max_batch : c.batch, err)) !=
+        BFN_OK)
+        goto fail;
+    uint64_t np = bfn_net_param_count(net);
+    if ((st = bfn_model_get(&secs, "params", BFN_MODEL_F32, np, &ema, err)) != BFN_OK ||
+        (st = bfn_model_get(&secs, "params_raw", BFN_MODEL_F32, np, &raw, err)) != BFN_OK ||
+        (st = bfn_model_get(&secs, "adam_m", BFN_MODEL_F32, np, &am, err)) != BFN_OK ||
+        (st = bfn_model_get(&secs, "adam_v", BFN_MODEL_F32, np, &av, err)) != BFN_OK)
+        goto fail;
+    memcpy(bfn_net_params(net), raw, np * sizeof(float));
+    if ((st = bfn_trainer_create(&tr, net, &c, err)) != BFN_OK)
+        goto fail;
+    memcpy(tr->ema, ema, np * sizeof(float));
+    memcpy(tr->m, am, np * sizeof(float));
+    memcpy(tr->v, av, np * sizeof(float));
+    tr->step = (int64_t)w[1];
+    tr->base.key = w[2];
+    tr->base.ctr = w[3];
+    bfn_model_sections_free(&secs);
+    if (meta_out)
+        *meta_out = m;
+    *net_out = net;
+    *tr_out = tr;
+    return BFN_OK;
+fail:
+    bfn_trainer_destroy(tr);
+    bfn_net_destroy(net);
+    bfn_model_sections_free(&secs);
+    return st;
+}
+
+void bfn_trainer_set_total_steps(bfn_trainer *tr, int64_t total_steps)
+{
+    tr->cfg.total_steps = total_steps;
+}

@@ -1,0 +1,192 @@
+/* bfn sample: Algorithm 9 into a PNG grid, and an evolution strip showing the
+ * input distribution θ and the output distribution at chosen times. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bfn/flow.h"
+#include "bfn/image.h"
+#include "bfn/model_io.h"
+#include "bfn/sample.h"
+#include "cli.h"
+
+#define STRIP_MAX_COLS 64
+
+/* Evolution strip: for each of `rows` images and each column time τ_c, the
+ * input distribution θ_on after the step that reaches τ_c (step round(τ_c n)),
+ * and the output distribution p_on the network gave at t = τ_c (the step i
+ * with (i−1)/n = τ_c; the final call at τ = 1). */
+typedef struct {
+    int rows, cols, n, D, K;
+    int theta_step[STRIP_MAX_COLS], p_step[STRIP_MAX_COLS];
+    float *theta; /* (rows, cols, D) */
+    float *p;     /* (rows, cols, D) */
+    float *th;    /* (planes, D) scratch */
+} strip;
+
+static void strip_store(strip *s, int step, const float *z, const float *p, int p_planes)
+{
+    for (int c = 0; c < s->cols; c++) {
+        for (int r = 0; r < s->rows; r++) {
+            float *dst_t = s->theta + ((size_t)r * s->cols + c) * s->D;
+            float *dst_p = s->p + ((size_t)r * s->cols + c) * s->D;
+            if (z && s->theta_step[c] == step) {
+                int zp = bfn_flow_planes(s->K);
+                bfn_theta(s->th, z + (size_t)r * zp * s->D, s->D, s->K);
+                /* K = 2: θ_on; general: probability of the last class */
+                memcpy(dst_t, s->th + (size_t)(zp - 1) * s->D, s->D * sizeof(float));
+            }
+            if (p && s->p_step[c] == step)
+                memcpy(dst_p, p + ((size_t)r * p_planes + (p_planes - 1)) * s->D,
+                       s->D * sizeof(float));
+        }
+    }
+}
+
+static int strip_observer(const bfn_sample_frame *f, void *user)
+{
+    strip *s = user;
+    strip_store(s, f->step, f->is_final ? NULL : f->z, f->p, f->p_planes);
+    return 0;
+}
+
+int cmd_sample(int argc, char **argv)
+{
+    const char *model = BFN_DEFAULT_MODEL, *out = "samples.png", *strip_path = NULL;
+    int n = 100, count = 16, cols = 0, scale = 2, argmax = 0, strip_rows = 4, strip_cols = 11;
+    int threads = 0;
+    double beta1 = 0;
+    uint64_t seed = 1;
+    arg_spec specs[] = {
+        {"model", ARG_STR, &model, "PATH", "model file (default " BFN_DEFAULT_MODEL ")", 1, 0, 0},
+        {"steps", ARG_INT, &n, "N", "sampling steps n (default 100)", 1, 100000, 0},
+        {"beta1", ARG_DOUBLE, &beta1, "X", "accuracy beta(1) (default: the model's own)", 1e-4, 1e4, 0},
+        {"seed", ARG_U64, &seed, "N", "random seed (default 1)", 1, 0, 0},
+        {"count", ARG_INT, &count, "N", "images to sample (default 16)", 1, 10000, 0},
+        {"out", ARG_STR, &out, "PNG", "output grid (default samples.png)", 1, 0, 0},
+        {"cols", ARG_INT, &cols, "N", "grid columns (default: about square)", 1, 1000, 0},
+        {"scale", ARG_INT, &scale, "N", "pixel upscale factor (default 2)", 1, 16, 0},
+        {"argmax", ARG_FLAG, &argmax, NULL, "final output = most probable class instead of a draw", 0, 0, 0},
+        {"strip", ARG_STR, &strip_path, "PNG", "also write an evolution strip (theta and output rows)", 1, 0, 0},
+        {"strip-rows", ARG_INT, &strip_rows, "N", "samples shown in the strip (default 4)", 1, 64, 0},
+        {"strip-cols", ARG_INT, &strip_cols, "N", "times shown, evenly from t=0 to 1 (default 11)", 2, STRIP_MAX_COLS, 0},
+        {"threads", ARG_INT, &threads, "N", "BLAS threads (default: all cores)", 1, 256, 0},
+    };
+    int r = args_parse("bfn sample",
+                       "Generates images with Algorithm 9 (BFN paper) and writes them as a PNG grid.",
+                       argc, argv, 2, specs, (int)(sizeof specs / sizeof specs[0]));
+    if (r)
+        return r > 0 ? EXIT_OK : EXIT_USAGE;
+    cli_set_threads(threads);
+    bfn_err err = {0};
+    bfn_net *net = NULL;
+    bfn_model_meta meta;
+    int mb = count < 64 ? count : 64;
+    bfn_status st = bfn_model_load_net(model, &net, &meta, mb, &err);
+    if (st != BFN_OK)
+        return cli_fail("sample", st, &err);
+    if (beta1 == 0)
+        beta1 = meta.beta1;
+    const int H = meta.config.H, W = meta.config.W, D = H * W, K = meta.config.K;
+    if (strip_rows > count)
+        strip_rows = count;
+
+    strip s = {.rows = strip_rows, .cols = strip_cols, .n = n, .D = D, .K = K};
+    if (strip_path) {
+        s.theta = calloc((size_t)strip_rows * strip_cols * D, sizeof(float));
+        s.p = calloc((size_t)strip_rows * strip_cols * D, sizeof(float));
+        s.th = calloc((size_t)bfn_flow_planes(K) * D, sizeof(float));
+        if (!s.theta || !s.p || !s.th) {
+            free(s.theta), free(s.p), free(s.th);
+            bfn_net_destroy(net);
+            return cli_fail("sample", BFN_ERR_NOMEM, NULL);
+        }
+        for (int c = 0; c < strip_cols; c++) {
+            double tau = (double)c / (strip_cols - 1);
+            s.theta_step[c] = (int)lround(tau * n);
+            s.p_step[c] = (int)lround(tau * n) + 1; /* t = (i − 1)/n; i = n + 1 is the final call */
+        }
+        for (size_t i = 0; i < (size_t)strip_rows * strip_cols * D; i++)
+            s.theta[i] = 1.0f / K; /* step 0: the uniform prior */
+    }
+    bfn_sample_config sc = {.n_steps = n, .beta1 = beta1, .count = count, .seed = seed,
+                            .final = argmax ? BFN_FINAL_ARGMAX : BFN_FINAL_SAMPLE};
+    bfn_sampler *smp = NULL;
+    double t0 = cli_now();
+    if ((st = bfn_sampler_create(&smp, net, &sc, &err)) == BFN_OK) {
+        if (strip_path)
+            bfn_sampler_set_observer(smp, strip_observer, &s);
+        st = bfn_sampler_run(smp, cli_interrupt_flag(), &err);
+    }
+    double el = cli_now() - t0;
+    int code = EXIT_OK;
+    if (st != BFN_OK) {
+        code = cli_fail("sample", st, &err);
+        goto done;
+    }
+    if (!cols)
+        cols = (int)ceil(sqrt((double)count));
+    bfn_grid g = {.n = count, .h = H, .w = W, .channels = 1, .rows = (count + cols - 1) / cols,
+                  .cols = cols, .pad = 2, .scale = scale, .pad_value = 96};
+    int gh, gw;
+    size_t bytes;
+    if ((st = bfn_grid_size(&g, &gh, &gw, &bytes, &err)) != BFN_OK) {
+        code = cli_fail("sample", st, &err);
+        goto done;
+    }
+    uint8_t *canvas = malloc(bytes);
+    if (!canvas) {
+        code = cli_fail("sample", BFN_ERR_NOMEM, NULL);
+        goto done;
+    }
+    st = bfn_grid_tile_u8(&g, bfn_sampler_result(smp), K - 1, canvas, bytes, &err);
+    if (st == BFN_OK)
+        st = bfn_png_write_gray(out, canvas, gh, gw, &err);
+    free(canvas);
+    if (st != BFN_OK) {
+        code = cli_fail("sample", st, &err);
+        goto done;
+    }
+    printf("wrote %s: %d samples, n = %d, beta1 = %g (sqrt %.3g), seed %llu, %s final, %.2f s\n", out,
+           count, n, beta1, sqrt(beta1), (unsigned long long)seed, argmax ? "argmax" : "sampled", el);
+    if (strip_path) {
+        /* rows: for each sample, θ_on then p_on; columns: times 0 .. 1 */
+        int rows = 2 * strip_rows;
+        float *imgs = malloc((size_t)rows * strip_cols * D * sizeof(float));
+        if (!imgs) {
+            code = cli_fail("sample", BFN_ERR_NOMEM, NULL);
+            goto done;
+        }
+        for (int q = 0; q < strip_rows; q++)
+            for (int c = 0; c < strip_cols; c++) {
+                memcpy(imgs + ((size_t)(2 * q) * strip_cols + c) * D,
+                       s.theta + ((size_t)q * strip_cols + c) * D, D * sizeof(float));
+                memcpy(imgs + ((size_t)(2 * q + 1) * strip_cols + c) * D,
+                       s.p + ((size_t)q * strip_cols + c) * D, D * sizeof(float));
+            }
+        bfn_grid sg = {.n = rows * strip_cols, .h = H, .w = W, .channels = 1, .rows = rows,
+                       .cols = strip_cols, .pad = 2, .scale = scale, .pad_value = 96};
+        if ((st = bfn_grid_size(&sg, &gh, &gw, &bytes, &err)) == BFN_OK) {
+            canvas = malloc(bytes);
+            st = canvas ? bfn_grid_tile_f32(&sg, imgs, canvas, bytes, &err) : BFN_ERR_NOMEM;
+            if (st == BFN_OK)
+                st = bfn_png_write_gray(strip_path, canvas, gh, gw, &err);
+            free(canvas);
+        }
+        free(imgs);
+        if (st != BFN_OK) {
+            code = cli_fail("sample", st, &err);
+            goto done;
+        }
+        printf("wrote %s: %d samples x %d times (t = 0 .. 1); rows alternate theta_on and output p_on\n",
+               strip_path, strip_rows, strip_cols);
+    }
+done:
+    free(s.th);
+    free(s.theta);
+    free(s.p);
+    bfn_sampler_destroy(smp);
+    bfn_net_destroy(net);
+    return code;
+}

@@ -1,0 +1,332 @@
+/* bfn train: continuous-time BFN training with checkpoints, resume, Ctrl-C
+ * save, a progress line and a CSV log. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bfn/data.h"
+#include "bfn/model_io.h"
+#include "bfn/net.h"
+#include "bfn/train.h"
+#include "cli.h"
+
+static int file_exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* Creates the parent directory of path if it is missing (one level). */
+static void ensure_parent(const char *path)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        fprintf(stderr, "bfn train: cannot create directory %s: %s\n", dir, strerror(errno));
+}
+
+static int parse_mult(const char *s, bfn_net_config *c)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p && n < BFN_NET_MAX_LEVELS) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 16)
+            return -1;
+        c->ch_mult[n++] = (int)v;
+        p = end;
+        if (*p == ',')
+            p++;
+        else if (*p)
+            return -1;
+    }
+    if (*p || n < 1)
+        return -1;
+    c->n_levels = n;
+    return 0;
+}
+
+typedef struct {
+    FILE *log;
+    double t0, last_print;
+    int64_t start_step;
+    double smooth;
+    int tty;
+} progress;
+
+static void print_progress(progress *pg, const bfn_train_stats *s, int64_t total, int batch,
+                           double val, int final)
+{
+    double now = cli_now();
+    if (!final && now - pg->last_print < (pg->tty ? 0.5 : 30.0))
+        return;
+    pg->last_print = now;
+    double el = now - pg->t0;
+    double ips = el > 0 ? (double)(s->step - pg->start_step) * batch / el : 0;
+    double eta = ips > 0 ? (double)(total - s->step) * batch / ips : -1;
+    char e[32], v[32] = "";
+    cli_duration(e, sizeof e, eta);
+    if (val >= 0)
+        snprintf(v, sizeof v, "  val %.2f", val);
+    fprintf(stderr, "%sstep %lld/%lld  loss %.2f%s  lr %.2e  %.0f img/s  ETA %s   %s",
+            pg->tty ? "\r" : "", (long long)s->step, (long long)total, pg->smooth, v, s->lr, ips,
+            e, pg->tty && !final ? "" : "\n");
+    fflush(stderr);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    const char *data = "mnist", *data_dir = NULL, *ckpt = NULL, *out = NULL, *log_path = NULL;
+    const char *mult = NULL, *notes = "";
+    int resume = 0, force = 0, threads = 0, quiet = 0;
+    int64_t steps = 20000, warmup = -1, val_every = 500, ckpt_every = 1000;
+    int val_batches = 10;
+    double ckpt_minutes = 10.0;
+    bfn_train_config tc = bfn_train_config_default();
+    int base_ch = 0, n_res = -1, heads = 0, temb = 0, groups = 0, attn = -1;
+    double dropout = -1;
+    arg_spec specs[] = {
+        {"data", ARG_STR, &data, "NAME", "mnist | fashion | twodigit (default mnist)", 1, 0, 0},
+        {"data-dir", ARG_STR, &data_dir, "DIR", "directory with the IDX files (default data/mnist)", 1, 0, 0},
+        {"ckpt", ARG_STR, &ckpt, "PATH", "checkpoint file (default runs/<data>.ckpt)", 1, 0, 0},
+        {"out", ARG_STR, &out, "PATH", "model file with the EMA weights (default runs/<data>.bfn)", 1, 0, 0},
+        {"log", ARG_STR, &log_path, "PATH", "CSV log (default: checkpoint path + .csv)", 1, 0, 0},
+        {"resume", ARG_FLAG, &resume, NULL, "continue from the checkpoint", 0, 0, 0},
+        {"force", ARG_FLAG, &force, NULL, "start afresh even if the checkpoint exists (overwrites it)", 0, 0, 0},
+        {"steps", ARG_I64, &steps, "N", "total optimizer steps of the run (default 20000)", 1, 1e12, 0},
+        {"batch", ARG_INT, &tc.batch, "B", "images per step (default 64)", 1, 4096, 0},
+        {"lr", ARG_DOUBLE, &tc.lr, "X", "peak learning rate (default 1e-3)", 1e-8, 0.5, 0},
+        {"lr-min", ARG_DOUBLE, &tc.lr_min, "X", "final learning rate of the cosine decay (default 1e-5)", 0, 0.5, 0},
+        {"warmup", ARG_I64, &warmup, "N", "warmup steps (default min(500, steps/10))", 0, 1e12, 0},
+        {"beta1", ARG_DOUBLE, &tc.beta1, "X", "BFN accuracy beta(1) (default 3)", 1e-3, 1e4, 0},
+        {"weight-decay", ARG_DOUBLE, &tc.weight_decay, "X", "AdamW weight decay (default 0.01)", 0, 0.5, 0},
+        {"clip", ARG_DOUBLE, &tc.clip, "X", "gradient-norm clip, 0 = off (default 5)", 0, 1e6, 0},
+        {"ema", ARG_DOUBLE, &tc.ema_decay, "X", "EMA decay of the weights (default 0.999)", 0, 0.999999, 0},
+        {"seed", ARG_U64, &tc.seed, "N", "random seed (default 1)", 1, 0, 0},
+        {"base-ch", ARG_INT, &base_ch, "C", "channels at full resolution (default 32)", 4, 512, 0},
+        {"mult", ARG_STR, &mult, "LIST", "channel multipliers per level, e.g. 1,2,2", 1, 0, 0},
+        {"n-res", ARG_INT, &n_res, "N", "residual blocks per level", 0, 8, 0},
+        {"heads", ARG_INT, &heads, "N", "attention heads", 1, 64, 0},
+        {"attn", ARG_INT, &attn, "0|1", "self-attention at the lowest resolution", 0, 1, 0},
+        {"temb", ARG_INT, &temb, "N", "time-embedding width", 4, 2048, 0},
+        {"groups", ARG_INT, &groups, "N", "GroupNorm groups", 1, 512, 0},
+        {"dropout", ARG_DOUBLE, &dropout, "P", "dropout probability", 0, 0.95, 0},
+        {"val-every", ARG_I64, &val_every, "N", "validation every N steps, 0 = never (default 500)", 0, 1e12, 0},
+        {"val-batches", ARG_INT, &val_batches, "N", "validation batches (default 10)", 1, 10000, 0},
+        {"ckpt-every", ARG_I64, &ckpt_every, "N", "checkpoint every N steps (default 1000)", 1, 1e12, 0},
+        {"ckpt-minutes", ARG_DOUBLE, &ckpt_minutes, "M", "and at least every M minutes (default 10)", 0.01, 1e6, 0},
+        {"notes", ARG_STR, &notes, "TEXT", "free text stored in the model file", 1, 0, 0},
+        {"threads", ARG_INT, &threads, "N", "BLAS threads (default: all cores)", 1, 256, 0},
+        {"quiet", ARG_FLAG, &quiet, NULL, "no progress line", 0, 0, 0},
+    };
+    const int ns = (int)(sizeof specs / sizeof specs[0]);
+    int r = args_parse("bfn train",
+                       "Trains a BFN with the continuous-time loss. Checkpoints (weights, EMA, Adam\n"
+                       "state, step, rng) are written atomically; Ctrl-C saves and exits; --resume\n"
+                       "continues exactly where the checkpoint left off.",
+                       argc, argv, 2, specs, ns);
+    if (r)
+        return r > 0 ? EXIT_OK : EXIT_USAGE;
+    cli_set_threads(threads);
+
+    bfn_err err = {0};
+    bfn_data_kind kind;
+    bfn_status st = bfn_data_kind_parse(data, &kind, &err);
+    if (st != BFN_OK)
+        return cli_fail("train", BFN_ERR_ARG, &err);
+    if (!data_dir)
+        data_dir = bfn_data_default_dir(kind);
+    char ckpt_buf[512], out_buf[512], log_buf[600];
+    if (!ckpt) {
+        snprintf(ckpt_buf, sizeof ckpt_buf, "runs/%s.ckpt", bfn_data_kind_name(kind));
+        ckpt = ckpt_buf;
+    }
+    if (!out) {
+        snprintf(out_buf, sizeof out_buf, "runs/%s.bfn", bfn_data_kind_name(kind));
+        out = out_buf;
+    }
+    if (!log_path) {
+        snprintf(log_buf, sizeof log_buf, "%s.csv", ckpt);
+        log_path = log_buf;
+    }
+    if (resume && force) {
+        fprintf(stderr, "bfn train: --resume and --force contradict each other\n");
+        return EXIT_USAGE;
+    }
+    if (!resume && !force && file_exists(ckpt)) {
+        fprintf(stderr, "bfn train: %s exists; use --resume to continue it or --force to start over\n",
+                ckpt);
+        return EXIT_USAGE;
+    }
+    if (resume && !file_exists(ckpt)) {
+        fprintf(stderr, "bfn train: --resume: no checkpoint at %s\n", ckpt);
+        return EXIT_FAIL;
+    }
+
+    bfn_source *train_src = NULL, *val_src = NULL;
+    if ((st = bfn_source_create(&train_src, kind, data_dir, BFN_SPLIT_TRAIN, tc.seed, &err)) != BFN_OK ||
+        (st = bfn_source_create(&val_src, kind, data_dir, BFN_SPLIT_VAL, 0, &err)) != BFN_OK) {
+        bfn_source_destroy(train_src);
+        int code = cli_fail("train", st, &err);
+        if (!strcmp(data_dir, "data/mnist"))
+            fprintf(stderr, "bfn train: fetch MNIST first with: bfn data fetch\n");
+        return code;
+    }
+
+    bfn_net *net = NULL;
+    bfn_trainer *tr = NULL;
+    int64_t images_seen = 0;
+    if (resume) {
+        bfn_model_meta meta;
+        st = bfn_trainer_load(ckpt, &net, &tr, &meta, 0, &err);
+        if (st == BFN_OK) {
+            images_seen = (int64_t)meta.images_seen;
+            const bfn_net_config *nc = bfn_net_get_config(net);
+            if (nc->H != bfn_source_height(train_src) || nc->W != bfn_source_width(train_src)) {
+                st = bfn_err_set(&err, BFN_ERR_MISMATCH, "%s is a %dx%d model but %s images are %dx%d",
+                                 ckpt, nc->H, nc->W, data, bfn_source_height(train_src),
+                                 bfn_source_width(train_src));
+            } else {
+                bfn_trainer_set_total_steps(tr, steps);
+                fprintf(stderr, "bfn train: resuming %s at step %lld (%lld images seen)\n", ckpt,
+                        (long long)bfn_trainer_steps(tr), (long long)images_seen);
+            }
+        }
+    } else {
+        bfn_net_config nc = bfn_net_config_default(2, bfn_source_height(train_src),
+                                                   bfn_source_width(train_src));
+        if (base_ch) nc.base_ch = base_ch;
+        if (n_res >= 0) nc.n_res = n_res;
+        if (heads) nc.n_heads = heads;
+        if (temb) nc.temb_dim = temb;
+        if (groups) nc.groups = groups;
+        if (attn >= 0) nc.attn_lowest = attn;
+        if (dropout >= 0) nc.dropout = (float)dropout;
+        if (mult && parse_mult(mult, &nc) != 0) {
+            fprintf(stderr, "bfn train: --mult expects a comma list of 1..%d integers 1..16, got '%s'\n",
+                    BFN_NET_MAX_LEVELS, mult);
+            bfn_source_destroy(train_src);
+            bfn_source_destroy(val_src);
+            return EXIT_USAGE;
+        }
+        tc.total_steps = steps;
+        tc.warmup = warmup >= 0 ? warmup : (steps / 10 < 500 ? steps / 10 : 500);
+        if ((st = bfn_net_config_check(&nc, &err)) == BFN_OK &&
+            (st = bfn_net_create(&net, &nc, tc.batch, &err)) == BFN_OK) {
+            bfn_net_init_params(net, tc.seed);
+            st = bfn_trainer_create(&tr, net, &tc, &err);
+        }
+    }
+    if (st != BFN_OK) {
+        int code = cli_fail("train", st, &err);
+        bfn_trainer_destroy(tr);
+        bfn_net_destroy(net);
+        bfn_source_destroy(train_src);
+        bfn_source_destroy(val_src);
+        return code;
+    }
+    const bfn_train_config *cfg = bfn_trainer_config(tr);
+    ensure_parent(ckpt);
+    ensure_parent(out);
+    if (!quiet)
+        fprintf(stderr, "bfn train: %s %dx%d, %zu parameters, beta1 %g, batch %d, lr %g, %lld steps\n",
+                bfn_data_kind_name(kind), bfn_source_height(train_src), bfn_source_width(train_src),
+                bfn_net_param_count(net), cfg->beta1, cfg->batch, cfg->lr, (long long)cfg->total_steps);
+
+    FILE *log = fopen(log_path, resume ? "a" : "w");
+    if (!log) {
+        fprintf(stderr, "bfn train: cannot write log %s: %s\n", log_path, strerror(errno));
+    } else if (!resume || ftell(log) == 0) {
+        fprintf(log, "step,images,loss,loss_smoothed,val_loss,lr,grad_norm,elapsed_s\n");
+    }
+
+    volatile int *stop = cli_interrupt_flag();
+    progress pg = {.log = log, .t0 = cli_now(), .start_step = bfn_trainer_steps(tr),
+                   .smooth = NAN, .tty = isatty(2) && !quiet};
+    double last_ckpt = cli_now(), val = -1;
+    int64_t last_saved = bfn_trainer_steps(tr);
+    int code = EXIT_OK;
+    bfn_train_stats s = {.step = bfn_trainer_steps(tr)};
+    while (bfn_trainer_steps(tr) < cfg->total_steps && !*stop) {
+        st = bfn_trainer_step(tr, bfn_source_train_batch, train_src, &s, &err);
+        if (st != BFN_OK) {
+            if (pg.tty)
+                fputc('\n', stderr);
+            code = cli_fail("train", st, &err);
+            if (st == BFN_ERR_NUMERIC)
+                fprintf(stderr, "bfn train: stopped; the last good checkpoint (step %lld) is kept in %s\n",
+                        (long long)last_saved, ckpt);
+            break;
+        }
+        images_seen += cfg->batch;
+        pg.smooth = isnan(pg.smooth) ? s.loss : 0.98 * pg.smooth + 0.02 * s.loss;
+        val = -1;
+        if (val_every > 0 && (s.step % val_every == 0 || s.step == cfg->total_steps)) {
+            st = bfn_trainer_validate(tr, bfn_source_train_batch, val_src, val_batches, 12345, 1,
+                                      &val, &err);
+            if (st != BFN_OK) {
+                code = cli_fail("train", st, &err);
+                break;
+            }
+        }
+        if (log) {
+            fprintf(log, "%lld,%lld,%.4f,%.4f,", (long long)s.step, (long long)images_seen, s.loss,
+                    pg.smooth);
+            if (val >= 0)
+                fprintf(log, "%.4f", val);
+            fprintf(log, ",%.4e,%.4f,%.1f\n", s.lr, s.grad_norm, cli_now() - pg.t0);
+        }
+        if (!quiet)
+            print_progress(&pg, &s, cfg->total_steps, cfg->batch, val, val >= 0 && !pg.tty);
+        int due = s.step % ckpt_every == 0 || cli_now() - last_ckpt > ckpt_minutes * 60 ||
+                  s.step == cfg->total_steps;
+        if (due) {
+            if (log)
+                fflush(log);
+            if ((st = bfn_trainer_save(tr, ckpt, bfn_data_kind_name(kind), images_seen, notes, &err)) != BFN_OK ||
+                (st = bfn_trainer_save_model(tr, out, bfn_data_kind_name(kind), images_seen, notes, &err)) != BFN_OK) {
+                code = cli_fail("train", st, &err);
+                fprintf(stderr, "bfn train: the previous checkpoint (step %lld) is intact\n",
+                        (long long)last_saved);
+                break;
+            }
+            last_ckpt = cli_now();
+            last_saved = s.step;
+        }
+    }
+    if (code == EXIT_OK && *stop) {
+        if (pg.tty)
+            fputc('\n', stderr);
+        st = bfn_trainer_save(tr, ckpt, bfn_data_kind_name(kind), images_seen, notes, &err);
+        if (st == BFN_OK)
+            st = bfn_trainer_save_model(tr, out, bfn_data_kind_name(kind), images_seen, notes, &err);
+        if (st != BFN_OK) {
+            code = cli_fail("train", st, &err);
+        } else {
+            fprintf(stderr, "bfn train: interrupted at step %lld; saved %s (resume with --resume)\n",
+                    (long long)bfn_trainer_steps(tr), ckpt);
+            code = EXIT_INTERRUPTED;
+        }
+    } else if (code == EXIT_OK) {
+        if (!quiet)
+            print_progress(&pg, &s, cfg->total_steps, cfg->batch, val, 1);
+        fprintf(stderr, "bfn train: done, step %lld; model %s, checkpoint %s\n",
+                (long long)bfn_trainer_steps(tr), out, ckpt);
+    }
+    if (log)
+        fclose(log);
+    bfn_trainer_destroy(tr);
+    bfn_net_destroy(net);
+    bfn_source_destroy(train_src);
+    bfn_source_destroy(val_src);
+    return code;
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# End to end through the command line, on a tiny synthetic MNIST-format data
+# set: train a tiny model a few steps, save, resume, inspect, sample (grid and
+# strip), evaluate; and bad input gives a clear error and a non-zero exit.
+#   cli_e2e.sh <path to bfn> <source dir>
+set -u
+BFN=${1:?bfn executable}
+SRC=${2:-.}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0; passes=0
+ok()   { passes=$((passes+1)); echo "ok   $1"; }
+bad()  { fails=$((fails+1)); echo "FAIL $1"; }
+# expect CODE DESCRIPTION -- command...: the command's exit status must be CODE
+expect() {
+  local want=$1 what=$2; shift 3
+  "$@" >"$T/out" 2>"$T/err"; local got=$?
+  if [ "$got" = "$want" ]; then ok "$what"; else bad "$what: exit $got, expected $want"; sed 's/^/    /' "$T/err" | head -5; fi
+}
+be32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1>>24&255)) $(($1>>16&255)) $(($1>>8&255)) $(($1&255)))"; }
+mk_images() { { printf '\x00\x00\x08\x03'; be32 "$2"; be32 28; be32 28; head -c $(($2*784)) /dev/urandom; } > "$1"; }
+mk_labels() { { printf '\x00\x00\x08\x01'; be32 "$2"; for ((i=0; i<$2; i++)); do printf "\\x0$((i%10))"; done; } > "$1"; }
+
+D="$T/mnist"; mkdir -p "$D"
+mk_images "$D/train-images-idx3-ubyte" 200; mk_labels "$D/train-labels-idx1-ubyte" 200
+mk_images "$D/t10k-images-idx3-ubyte" 40;   mk_labels "$D/t10k-labels-idx1-ubyte" 40
+
+TINY=(--base-ch 8 --mult 1,2 --n-res 1 --heads 2 --temb 16 --groups 4 --batch 8)
+expect 0 "train 6 steps" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" \
+  --steps 6 --ckpt-every 3 --val-every 3 --val-batches 1 --quiet "${TINY[@]}"
+[ -s "$T/run.ckpt" ] && [ -s "$T/run.bfn" ] && ok "checkpoint and model written" || bad "checkpoint and model written"
+[ "$(grep -c '^[0-9]' "$T/run.ckpt.csv")" = 6 ] && ok "CSV log has 6 step rows" || bad "CSV log has 6 step rows ($(grep -c '^[0-9]' "$T/run.ckpt.csv"))"
+expect 2 "refuses to overwrite a checkpoint without --resume/--force" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 8 --quiet "${TINY[@]}"
+expect 0 "resume to 8 steps" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 8 --resume --quiet
+grep -q "resuming" "$T/err" && ok "resume announced" || bad "resume announced"
+expect 0 "info" -- "$BFN" info --model "$T/run.bfn"
+grep -qi "beta" "$T/out" && ok "info shows beta1" || bad "info shows beta1"
+grep -q "8" "$T/out" && ok "info shows the step" || bad "info shows the step"
+expect 0 "sample grid + strip" -- "$BFN" sample --model "$T/run.bfn" --steps 10 --count 4 --seed 3 --out "$T/s.png" --strip "$T/strip.png" --strip-rows 2 --strip-cols 5
+head -c 8 "$T/s.png" | od -An -c | grep -q 'P   N   G' && ok "grid is a PNG" || bad "grid is a PNG"
+[ -s "$T/strip.png" ] && ok "strip written" || bad "strip written"
+expect 0 "sample again, same seed" -- "$BFN" sample --model "$T/run.bfn" --steps 10 --count 4 --seed 3 --out "$T/s2.png"
+cmp -s "$T/s.png" "$T/s2.png" && ok "same seed gives the same PNG bytes" || bad "same seed gives the same PNG bytes"
+expect 0 "eval discrete" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10 --limit 20 --repeats 2
+grep -q "total" "$T/out" && ok "eval prints the total" || bad "eval prints the total"
+cp "$T/out" "$T/eval1"
+expect 0 "eval again" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10 --limit 20 --repeats 2
+diff <(sed 's/, [0-9.]* s$//' "$T/eval1") <(sed 's/, [0-9.]* s$//' "$T/out") >/dev/null && ok "eval reproducible" || bad "eval reproducible"
+expect 0 "eval continuous" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --continuous --limit 10
+expect 0 "data preview" -- "$BFN" data preview --data-dir "$D" --count 9 --out "$T/p.png" --binarize
+expect 0 "help" -- "$BFN" --help
+for c in train sample eval info data; do expect 0 "$c --help" -- "$BFN" $c --help; done
+
+# bad input: one clear line, non-zero exit, no crash
+expect 2 "unknown command" -- "$BFN" frobnicate
+expect 2 "unknown option" -- "$BFN" sample --model "$T/run.bfn" --bogus 1
+expect 2 "bad number" -- "$BFN" sample --model "$T/run.bfn" --steps ten
+expect 2 "out of range" -- "$BFN" sample --model "$T/run.bfn" --steps 0
+expect 1 "missing model" -- "$BFN" sample --model "$T/nope.bfn"
+grep -q "nope.bfn" "$T/err" && ok "error names the missing file" || bad "error names the missing file"
+head -c 100 "$T/run.bfn" > "$T/trunc.bfn"
+expect 1 "truncated model" -- "$BFN" info --model "$T/trunc.bfn"
+cp "$T/run.bfn" "$T/corrupt.bfn"; printf '\xff\xff\xff\xff' | dd of="$T/corrupt.bfn" bs=1 seek=300 conv=notrunc 2>/dev/null
+expect 1 "corrupt model" -- "$BFN" sample --model "$T/corrupt.bfn" --count 1
+expect 1 "missing data" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$T/none"
+printf 'garbage' > "$D/t10k-images-idx3-ubyte"
+expect 1 "malformed IDX" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D"
+expect 1 "unwritable output" -- "$BFN" sample --model "$T/run.bfn" --count 1 --steps 2 --out "$T/no/dir/x.png"
+
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]

@@ -1,0 +1,880 @@
+/* U-Net layers: forward values against direct definitions, and every
+ * backward against central finite differences of L = Σ r ⊙ out (r random,
+ * L summed in double), perturbing float inputs and parameters one at a time. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bfn/rng.h"
+#include "check.h"
+#include "net/layers.h"
+
+/* ---- helpers ---- */
+
+static float *fvec(size_t n)
+{
+    float *v = calloc(n ? n : 1, sizeof(float));
+    if (!v) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return v;
+}
+
+static float *rvec(size_t n, bfn_rng *r, float lo, float hi)
+{
+    float *v = fvec(n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = lo + (hi - lo) * (float)bfn_rng_uniform(r);
+    return v;
+}
+
+static double dot(const float *a, const float *b, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
+    return s;
+}
+
+typedef double (*loss_fn)(void *ctx); /* runs the forward pass, returns Σ r ⊙ out */
+
+typedef struct {
+    const char *name;
+    float *v;       /* perturbed in place */
+    const float *g; /* analytic dL/dv */
+    size_t n;
+} gc_var;
+
+/* Compares g[i] with (L(v_i + eps) − L(v_i − eps)) / (2 eps) for up to
+ * max_samples entries of each variable: |num − g| <= rtol·max(|num|, floor),
+ * floor = max(abs_floor, 0.1·rms(g)) so entries whose gradient is tiny next
+ * to the others are judged on the variable's scale. */
+static void gradcheck(const char *op, loss_fn f, void *ctx, const gc_var *vars, int nvars,
+                      float eps, double rtol, double abs_floor, size_t max_samples)
+{
+    bfn_rng pick;
+    bfn_rng_init(&pick, 12345, 7);
+    double worst = 0.0;
+    for (int k = 0; k < nvars; k++) {
+        const gc_var *x = &vars[k];
+        double rms = sqrt(dot(x->g, x->g, x->n) / (double)x->n);
+        double floor = fmax(abs_floor, 0.1 * rms);
+        size_t m = x->n < max_samples ? x->n : max_samples;
+        for (size_t s = 0; s < m; s++) {
+            size_t i = m == x->n ? s : (size_t)bfn_rng_below(&pick, x->n);
+            float old = x->v[i];
+            float up = old + eps, dn = old - eps;
+            x->v[i] = up;
+            double lp = f(ctx);
+            x->v[i] = dn;
+            double lm = f(ctx);
+            x->v[i] = old;
+            double num = (lp - lm) / ((double)up - (double)dn);
+            CHECK_REL(num, x->g[i], rtol, floor, "%s: dL/d%s[%zu]", op, x->name, i);
+            worst = fmax(worst, fabs(num - x->g[i]) / (rtol * fmax(fabs(num), floor)));
+        }
+    }
+    printf("  %s: worst |num − analytic| / tol = %.3f\n", op, worst);
+}
+
+/* ---- convolution ---- */
+
+/* Direct definition: out[b][co][oy][ox] = bias[co] + Σ w[co][ci][ky][kx] in[b][ci][iy][ix]. */
+static void conv_direct(double *out, const float *in, const float *w, const float *bias, int B,
+                        const bfn_conv2d_shape *s)
+{
+    int ho = bfn_conv2d_out_h(s), wo = bfn_conv2d_out_w(s), k = s->k;
+    for (int b = 0; b < B; b++)
+        for (int co = 0; co < s->cout; co++)
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++) {
+                    double acc = bias ? bias[co] : 0.0;
+                    for (int ci = 0; ci < s->cin; ci++)
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                int iy = oy * s->stride - s->pad + ky;
+                                int ix = ox * s->stride - s->pad + kx;
+                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
+                                    continue;
+                                acc += (double)w[((co * s->cin + ci) * k + ky) * k + kx] *
+                                       in[((size_t)(b * s->cin + ci) * s->h + iy) * s->w + ix];
+                            }
+                    out[(((size_t)b * s->cout + co) * ho + oy) * wo + ox] = acc;
+                }
+}
+
+static const bfn_conv2d_shape conv_cases[] = {
+    {.cin = 3, .h = 6, .w = 5, .cout = 4, .k = 3, .stride = 1, .pad = 1},   /* packed images */
+    {.cin = 2, .h = 7, .w = 8, .cout = 3, .k = 3, .stride = 2, .pad = 1},   /* stride 2, odd h */
+    {.cin = 5, .h = 4, .w = 4, .cout = 6, .k = 1, .stride = 1, .pad = 0},   /* pointwise */
+    {.cin = 2, .h = 36, .w = 36, .cout = 3, .k = 3, .stride = 1, .pad = 1}, /* one image per gemm */
+    {.cin = 2, .h = 9, .w = 6, .cout = 2, .k = 5, .stride = 2, .pad = 2},   /* wider kernel */
+};
+#define N_CONV_CASES ((int)(sizeof conv_cases / sizeof conv_cases[0]))
+
+static void test_im2col_matches_direct_indexing(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 1, 0);
+    for (int c = 0; c < N_CONV_CASES; c++) {
+        const bfn_conv2d_shape *s = &conv_cases[c];
+        int ho = bfn_conv2d_out_h(s), wo = bfn_conv2d_out_w(s), k = s->k;
+        size_t ld = (size_t)ho * wo + 3; /* a wider row stride, as when images are packed */
+        float *in = rvec((size_t)s->cin * s->h * s->w, &r, -1, 1);
+        float *col = fvec((size_t)s->cin * k * k * ld);
+        bfn_im2col(col, ld, in, s);
+        int bad = 0;
+        for (int ci = 0; ci < s->cin; ci++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++)
+                    for (int oy = 0; oy < ho; oy++)
+                        for (int ox = 0; ox < wo; ox++) {
+                            int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
+                            float want = iy < 0 || iy >= s->h || ix < 0 || ix >= s->w
+                                             ? 0.0f
+                                             : in[((size_t)ci * s->h + iy) * s->w + ix];
+                            float got = col[((size_t)(ci * k + ky) * k + kx) * ld + oy * wo + ox];
+                            bad += got != want;
+                        }
+        CHECK(bad == 0, "case %d: %d column entries differ from the definition", c, bad);
+        free(in);
+        free(col);
+    }
+}
+
+static void test_col2im_is_adjoint_of_im2col(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 2, 0);
+    for (int c = 0; c < N_CONV_CASES; c++) {
+        const bfn_conv2d_shape *s = &conv_cases[c];
+        size_t ld = (size_t)bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
+        size_t nin = (size_t)s->cin * s->h * s->w, ncol = (size_t)s->cin * s->k * s->k * ld;
+        float *x = rvec(nin, &r, -1, 1), *cv = rvec(ncol, &r, -1, 1);
+        float *colx = fvec(ncol), *imc = fvec(nin);
+        bfn_im2col(colx, ld, x, s);
+        bfn_col2im(imc, cv, ld, s);
+        double a = dot(cv, colx, ncol), b = dot(imc, x, nin);
+        CHECK_REL(a, b, 1e-5, 1.0, "case %d: <c, im2col(x)> vs <col2im(c), x>", c);
+        free(x);
+        free(cv);
+        free(colx);
+        free(imc);
+    }
+}
+
+static void test_conv_forward_matches_direct_loop(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 3, 0);
+    for (int c = 0; c < N_CONV_CASES; c++) {
+        const bfn_conv2d_shape *s = &conv_cases[c];
+        for (int B = 1; B <= 5; B += 4) {
+            size_t nin = (size_t)B * s->cin * s->h * s->w;
+            size_t nout = (size_t)B * s->cout * bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
+            size_t nw = (size_t)s->cout * s->cin * s->k * s->k;
+            float *in = rvec(nin, &r, -1, 1), *w = rvec(nw, &r, -1, 1);
+            float *bias = rvec(s->cout, &r, -1, 1), *out = fvec(nout);
+            float *ws = fvec(bfn_conv2d_workspace(s, B));
+            double *ref = calloc(nout, sizeof(double));
+            conv_direct(ref, in, w, bias, B, s);
+            bfn_conv2d_forward(out, in, w, bias, ws, B, s, 0);
+            double worst = 0.0;
+            for (size_t i = 0; i < nout; i++)
+                worst = fmax(worst, fabs(out[i] - ref[i]));
+            CHECK_NEAR(0.0, worst, 1e-5 * s->cin * s->k * s->k, "case %d B %d: max |gemm − direct|",
+                       c, B);
+            /* accumulate = 1 adds onto what is there */
+            for (size_t i = 0; i < nout; i++)
+                out[i] = 1.0f;
+            bfn_conv2d_forward(out, in, w, bias, ws, B, s, 1);
+            worst = 0.0;
+            for (size_t i = 0; i < nout; i++)
+                worst = fmax(worst, fabs(out[i] - (ref[i] + 1.0)));
+            CHECK_NEAR(0.0, worst, 1e-5 * s->cin * s->k * s->k,
+                       "case %d B %d: accumulate adds to out", c, B);
+            free(in);
+            free(w);
+            free(bias);
+            free(out);
+            free(ws);
+            free(ref);
+        }
+    }
+}
+
+typedef struct {
+    const bfn_conv2d_shape *s;
+    int B;
+    float *in, *w, *bias, *out, *ws;
+    const float *r;
+    size_t nout;
+} conv_ctx;
+
+static double conv_loss(void *p)
+{
+    conv_ctx *c = p;
+    bfn_conv2d_forward(c->out, c->in, c->w, c->bias, c->ws, c->B, c->s, 0);
+    return dot(c->out, c->r, c->nout);
+}
+
+static void conv_gradcheck(const char *name, const bfn_conv2d_shape *s, int B)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 4, (uint64_t)s->k * 100 + s->stride);
+    size_t nin = (size_t)B * s->cin * s->h * s->w;
+    size_t nout = (size_t)B * s->cout * bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
+    size_t nw = (size_t)s->cout * s->cin * s->k * s->k;
+    conv_ctx c = {s, B, rvec(nin, &r, -1, 1), rvec(nw, &r, -0.5f, 0.5f),
+                  rvec(s->cout, &r, -0.5f, 0.5f), fvec(nout), fvec(bfn_conv2d_workspace(s, B)),
+                  rvec(nout, &r, -1, 1), nout};
+    float *din = fvec(nin), *dw = fvec(nw), *db = fvec(s->cout);
+    conv_loss(&c);
+    bfn_conv2d_backward(din, dw, db, c.r, c.in, c.w, c.ws, B, s);
+    gc_var v[] = {{"in", c.in, din, nin}, {"w", c.w, dw, nw}, {"bias", c.bias, db, s->cout}};
+    gradcheck(name, conv_loss, &c, v, 3, 1e-2f, 1e-2, 1e-3, 200);
+    free(c.in);
+    free(c.w);
+    free(c.bias);
+    free(c.out);
+    free(c.ws);
+    free((float *)c.r);
+    free(din);
+    free(dw);
+    free(db);
+}
+
+static void test_conv3x3_stride1_gradients(void)
+{
+    bfn_conv2d_shape s = {.cin = 3, .h = 5, .w = 6, .cout = 4, .k = 3, .stride = 1, .pad = 1};
+    conv_gradcheck("conv3x3", &s, 3); /* several images per gemm */
+    bfn_conv2d_shape big = {.cin = 2, .h = 33, .w = 33, .cout = 2, .k = 3, .stride = 1, .pad = 1};
+    conv_gradcheck("conv3x3 33x33", &big, 2); /* one image per gemm */
+}
+
+static void test_conv3x3_stride2_gradients(void)
+{
+    bfn_conv2d_shape s = {.cin = 3, .h = 8, .w = 6, .cout = 4, .k = 3, .stride = 2, .pad = 1};
+    conv_gradcheck("conv3x3/2", &s, 2);
+}
+
+static void test_conv1x1_gradients(void)
+{
+    bfn_conv2d_shape s = {.cin = 5, .h = 3, .w = 4, .cout = 3, .k = 1, .stride = 1, .pad = 0};
+    conv_gradcheck("conv1x1", &s, 2);
+}
+
+static void test_conv_backward_accumulates(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 5, 0);
+    bfn_conv2d_shape s = {.cin = 2, .h = 4, .w = 4, .cout = 3, .k = 3, .stride = 1, .pad = 1};
+    int B = 2;
+    size_t nin = (size_t)B * 2 * 16, nout = (size_t)B * 3 * 16, nw = 3 * 2 * 9;
+    float *in = rvec(nin, &r, -1, 1), *w = rvec(nw, &r, -1, 1), *dout = rvec(nout, &r, -1, 1);
+    float *ws = fvec(bfn_conv2d_workspace(&s, B));
+    float *din1 = fvec(nin), *dw1 = fvec(nw), *db1 = fvec(3);
+    float *din2 = fvec(nin), *dw2 = fvec(nw), *db2 = fvec(3);
+    bfn_conv2d_backward(din1, dw1, db1, dout, in, w, ws, B, &s);
+    for (size_t i = 0; i < nin; i++)
+        din2[i] = 0.5f;
+    for (size_t i = 0; i < nw; i++)
+        dw2[i] = -2.0f;
+    db2[0] = db2[1] = db2[2] = 3.0f;
+    bfn_conv2d_backward(din2, dw2, db2, dout, in, w, ws, B, &s);
+    double e = 0.0;
+    for (size_t i = 0; i < nin; i++)
+        e = fmax(e, fabs(din2[i] - (din1[i] + 0.5f)));
+    for (size_t i = 0; i < nw; i++)
+        e = fmax(e, fabs(dw2[i] - (dw1[i] - 2.0f)));
+    for (int i = 0; i < 3; i++)
+        e = fmax(e, fabs(db2[i] - (db1[i] + 3.0f)));
+    CHECK_NEAR(0.0, e, 1e-5, "max |(g0 + backward) − (g0 + grad)|");
+    free(in);
+    free(w);
+    free(dout);
+    free(ws);
+    free(din1);
+    free(dw1);
+    free(db1);
+    free(din2);
+    free(dw2);
+    free(db2);
+}
+
+/* ---- GroupNorm ---- */
+
+typedef struct {
+    int B, C, HW, G, silu;
+    float *in, *gamma, *beta, *out, *mean, *rstd;
+    const float *r;
+} gn_ctx;
+
+static double gn_loss(void *p)
+{
+    gn_ctx *c = p;
+    if (c->silu)
+        bfn_groupnorm_silu_forward(c->out, c->mean, c->rstd, c->in, c->gamma, c->beta, c->B, c->C,
+                                   c->HW, c->G);
+    else
+        bfn_groupnorm_forward(c->out, c->mean, c->rstd, c->in, c->gamma, c->beta, c->B, c->C,
+                              c->HW, c->G);
+    return dot(c->out, c->r, (size_t)c->B * c->C * c->HW);
+}
+
+static void gn_gradcheck(int silu)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 6, (uint64_t)silu);
+    int B = 2, C = 6, HW = 5, G = 3;
+    size_t n = (size_t)B * C * HW;
+    gn_ctx c = {B, C, HW, G, silu, rvec(n, &r, -2, 3), rvec(C, &r, 0.5f, 1.5f),
+                rvec(C, &r, -0.5f, 0.5f), fvec(n), fvec(B * G), fvec(B * G), rvec(n, &r, -1, 1)};
+    float *din = fvec(n), *dg = fvec(C), *db = fvec(C);
+    gn_loss(&c);
+    float *dout = fvec(n); /* the fused backward overwrites its dout */
+    memcpy(dout, c.r, sizeof(float) * n);
+    if (silu)
+        bfn_groupnorm_silu_backward(din, dg, db, dout, c.in, c.mean, c.rstd, c.gamma, c.beta, B, C,
+                                    HW, G);
+    else
+        bfn_groupnorm_backward(din, dg, db, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW, G);
+    gc_var v[] = {{"in", c.in, din, n}, {"gamma", c.gamma, dg, C}, {"beta", c.beta, db, C}};
+    gradcheck(silu ? "groupnorm+silu" : "groupnorm", gn_loss, &c, v, 3, 1e-2f, 1e-2, 1e-3, 200);
+    free(c.in);
+    free(c.gamma);
+    free(c.beta);
+    free(c.out);
+    free(c.mean);
+    free(c.rstd);
+    free((float *)c.r);
+    free(dout);
+    free(din);
+    free(dg);
+    free(db);
+}
+
+static void test_groupnorm_gradients(void) { gn_gradcheck(0); }
+static void test_groupnorm_silu_gradients(void) { gn_gradcheck(1); }
+
+static void test_groupnorm_output_has_zero_mean_unit_variance_per_group(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 7, 0);
+    int B = 2, C = 8, HW = 49, G = 4, cg = C / G;
+    size_t n = (size_t)B * C * HW;
+    float *in = rvec(n, &r, 3, 7), *out = fvec(n), *mean = fvec(B * G), *rstd = fvec(B * G);
+    float *one = fvec(C), *zero = fvec(C), *silu = fvec(n), *again = fvec(n);
+    for (int c = 0; c < C; c++)
+        one[c] = 1.0f;
+    bfn_groupnorm_forward(out, mean, rstd, in, one, zero, B, C, HW, G);
+    for (int i = 0; i < B * G; i++) {
+        const float *y = out + (size_t)i * cg * HW;
+        double m = 0.0, v = 0.0;
+        for (int j = 0; j < cg * HW; j++)
+            m += y[j];
+        m /= cg * HW;
+        for (int j = 0; j < cg * HW; j++)
+            v += (y[j] - m) * (y[j] - m);
+        v /= cg * HW;
+        CHECK_NEAR(0.0, m, 1e-5, "group %d mean", i);
+        CHECK_NEAR(1.0, v, 1e-3, "group %d variance (eps 1e-5 shrinks it slightly)", i);
+    }
+    /* fused path equals SiLU of the plain one, and apply() reproduces forward */
+    bfn_groupnorm_silu_forward(silu, mean, rstd, in, one, zero, B, C, HW, G);
+    double e = 0.0;
+    for (size_t i = 0; i < n; i++)
+        e = fmax(e, fabs(silu[i] - out[i] / (1.0 + exp(-out[i]))));
+    CHECK_NEAR(0.0, e, 1e-6, "max |fused − silu(groupnorm)|");
+    bfn_groupnorm_silu_apply(again, in, mean, rstd, one, zero, B, C, HW, G);
+    CHECK(memcmp(again, silu, sizeof(float) * n) == 0, "apply() reproduces forward bit for bit");
+    free(in);
+    free(out);
+    free(mean);
+    free(rstd);
+    free(one);
+    free(zero);
+    free(silu);
+    free(again);
+}
+
+/* ---- pointwise, linear, shape ---- */
+
+typedef struct {
+    float *in, *out;
+    const float *r;
+    size_t n;
+} silu_ctx;
+
+static double silu_loss(void *p)
+{
+    silu_ctx *c = p;
+    bfn_silu_forward(c->out, c->in, c->n);
+    return dot(c->out, c->r, c->n);
+}
+
+static void test_silu_gradients(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 8, 0);
+    size_t n = 64;
+    silu_ctx c = {rvec(n, &r, -6, 6), fvec(n), rvec(n, &r, -1, 1), n};
+    float *din = fvec(n);
+    silu_loss(&c);
+    bfn_silu_backward(din, c.r, c.in, n);
+    gc_var v[] = {{"in", c.in, din, n}};
+    gradcheck("silu", silu_loss, &c, v, 1, 1e-2f, 1e-2, 1e-3, 64);
+    float two = 2.0f, s2;
+    bfn_silu_forward(&s2, &two, 1);
+    CHECK_NEAR(2.0 / (1.0 + exp(-2.0)), s2, 1e-6, "silu(2)");
+    free(c.in);
+    free(c.out);
+    free((float *)c.r);
+    free(din);
+}
+
+typedef struct {
+    int B, nin, nout;
+    float *in, *w, *b, *out;
+    const float *r;
+} lin_ctx;
+
+static double lin_loss(void *p)
+{
+    lin_ctx *c = p;
+    bfn_linear_forward(c->out, c->in, c->w, c->b, c->B, c->nin, c->nout);
+    return dot(c->out, c->r, (size_t)c->B * c->nout);
+}
+
+static void test_linear_gradients(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 9, 0);
+    int B = 3, nin = 7, nout = 5;
+    lin_ctx c = {B, nin, nout, rvec(B * nin, &r, -1, 1), rvec(nout * nin, &r, -1, 1),
+                 rvec(nout, &r, -1, 1), fvec(B * nout), rvec(B * nout, &r, -1, 1)};
+    float *din = fvec(B * nin), *dw = fvec(nout * nin), *db = fvec(nout);
+    lin_loss(&c);
+    /* forward against the definition */
+    double e = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < nout; o++)
+            e = fmax(e, fabs(c.out[b * nout + o] - (c.b[o] + dot(c.in + b * nin, c.w + o * nin, nin))));
+    CHECK_NEAR(0.0, e, 1e-5, "max |linear − definition|");
+    bfn_linear_backward(din, dw, db, c.r, c.in, c.w, B, nin, nout);
+    gc_var v[] = {{"in", c.in, din, B * nin}, {"w", c.w, dw, nout * nin}, {"bias", c.b, db, nout}};
+    gradcheck("linear", lin_loss, &c, v, 3, 1e-2f, 1e-2, 1e-3, 100);
+    free(c.in);
+    free(c.w);
+    free(c.b);
+    free(c.out);
+    free((float *)c.r);
+    free(din);
+    free(dw);
+    free(db);
+}
+
+static void test_timestep_embedding_values(void)
+{
+    int D = 8;
+    float t[2] = {0.0f, 0.25f}, e[16];
+    bfn_timestep_embedding(e, t, 2, D);
+    for (int j = 0; j < 4; j++) {
+        CHECK_NEAR(0.0, e[j], 0.0, "t=0: sin part %d", j);
+        CHECK_NEAR(1.0, e[4 + j], 0.0, "t=0: cos part %d", j);
+        double f = pow(10000.0, -j / 3.0), a = 250.0 * f;
+        CHECK_NEAR(sin(a), e[8 + j], 1e-6, "t=0.25: sin(1000 t f_%d)", j);
+        CHECK_NEAR(cos(a), e[12 + j], 1e-6, "t=0.25: cos(1000 t f_%d)", j);
+    }
+}
+
+typedef struct {
+    int B, D;
+    float *w1, *b1, *w2, *b2, *e;
+    const float *t, *r;
+    bfn_temb_saved sv;
+} temb_ctx;
+
+static double temb_loss(void *p)
+{
+    temb_ctx *c = p;
+    bfn_temb_params tp = {c->w1, c->b1, c->w2, c->b2};
+    bfn_temb_forward(c->e, &c->sv, c->t, &tp, c->B, c->D);
+    return dot(c->e, c->r, (size_t)c->B * c->D);
+}
+
+static void test_temb_mlp_gradients(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 10, 0);
+    int B = 3, D = 8;
+    size_t n = (size_t)B * D;
+    float t[3] = {0.0f, 0.37f, 0.99f};
+    temb_ctx c = {B, D, rvec(D * D, &r, -0.6f, 0.6f), rvec(D, &r, -0.3f, 0.3f),
+                  rvec(D * D, &r, -0.6f, 0.6f), rvec(D, &r, -0.3f, 0.3f), fvec(n), t,
+                  rvec(n, &r, -1, 1), {fvec(n), fvec(n), fvec(n), fvec(n)}};
+    float *g1 = fvec(D * D), *gb1 = fvec(D), *g2 = fvec(D * D), *gb2 = fvec(D);
+    float *ws = fvec(bfn_temb_workspace(B, D));
+    bfn_temb_params tp = {c.w1, c.b1, c.w2, c.b2};
+    bfn_temb_grads tg = {g1, gb1, g2, gb2};
+    temb_loss(&c);
+    bfn_temb_backward(&tg, c.r, &c.sv, &tp, ws, B, D);
+    gc_var v[] = {{"lin1.w", c.w1, g1, D * D}, {"lin1.b", c.b1, gb1, D},
+                  {"lin2.w", c.w2, g2, D * D}, {"lin2.b", c.b2, gb2, D}};
+    gradcheck("temb", temb_loss, &c, v, 4, 1e-2f, 1e-2, 1e-3, 64);
+    free(c.w1);
+    free(c.b1);
+    free(c.w2);
+    free(c.b2);
+    free(c.e);
+    free((float *)c.r);
+    free(c.sv.sin);
+    free(c.sv.m1);
+    free(c.sv.a1);
+    free(c.sv.m2);
+    free(g1);
+    free(gb1);
+    free(g2);
+    free(gb2);
+    free(ws);
+}
+
+typedef struct {
+    int B, C, H, W, Cb, HW;
+    float *in, *in2, *out;
+    const float *r;
+    const uint8_t *mask;
+    float p;
+    int kind; /* 0 upsample, 1 concat, 2 dropout, 3 add channel */
+} shape_ctx;
+
+static size_t shape_out_n(const shape_ctx *c)
+{
+    switch (c->kind) {
+    case 0: return (size_t)c->B * c->C * 4 * c->H * c->W;
+    case 1: return (size_t)c->B * (c->C + c->Cb) * c->HW;
+    default: return (size_t)c->B * c->C * c->HW;
+    }
+}
+
+static double shape_loss(void *p)
+{
+    shape_ctx *c = p;
+    size_t n = shape_out_n(c);
+    switch (c->kind) {
+    case 0: bfn_upsample2x_forward(c->out, c->in, c->B, c->C, c->H, c->W); break;
+    case 1: bfn_concat_forward(c->out, c->in, c->in2, c->B, c->C, c->Cb, c->HW); break;
+    case 2: bfn_dropout_forward(c->out, c->in, c->mask, n, c->p); break;
+    default:
+        memcpy(c->out, c->in, sizeof(float) * n);
+        bfn_add_channel_forward(c->out, c->in2, c->B, c->C, c->HW);
+    }
+    return dot(c->out, c->r, n);
+}
+
+static void test_upsample_values_and_gradients(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 11, 0);
+    shape_ctx c = {.B = 2, .C = 3, .H = 3, .W = 4, .kind = 0};
+    size_t nin = 2 * 3 * 12, nout = 4 * nin;
+    c.in = rvec(nin, &r, -1, 1);
+    c.out = fvec(nout);
+    c.r = rvec(nout, &r, -1, 1);
+    shape_loss(&c);
+    int bad = 0;
+    for (int bc = 0; bc < 6; bc++)
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 8; x++)
+                bad += c.out[(size_t)bc * 48 + y * 8 + x] != c.in[(size_t)bc * 12 + (y / 2) * 4 + x / 2];
+    CHECK(bad == 0, "%d upsampled values differ from their nearest source", bad);
+    float *din = fvec(nin);
+    bfn_upsample2x_backward(din, c.r, 2, 3, 3, 4);
+    gc_var v[] = {{"in", c.in, din, nin}};
+    gradcheck("upsample2x", shape_loss, &c, v, 1, 1e-2f, 1e-2, 1e-3, 100);
+    free(c.in);
+    free(c.out);
+    free((float *)c.r);
+    free(din);
+}
+
+static void test_concat_gradients(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 12, 0);
+    shape_ctx c = {.B = 2, .C = 2, .Cb = 3, .HW = 5, .kind = 1};
+    size_t na = 2 * 2 * 5, nb = 2 * 3 * 5, nout = na + nb;
+    c.in = rvec(na, &r, -1, 1);
+    c.in2 = rvec(nb, &r, -1, 1);
+    c.out = fvec(nout);
+    c.r = rvec(nout, &r, -1, 1);
+    shape_loss(&c);
+    CHECK(c.out[10] == c.in2[0] && c.out[9] == c.in[9] && c.out[25] == c.in[10],
+          "concat places image 0's b after its a, then image 1");
+    float *da = fvec(na), *db = fvec(nb);
+    bfn_concat_backward(da, db, c.r, 2, 2, 3, 5);
+    gc_var v[] = {{"a", c.in, da, na}, {"b", c.in2, db, nb}};
+    gradcheck("concat", shape_loss, &c, v, 2, 1e-2f, 1e-2, 1e-3, 100);
+    free(c.in);
+    free(c.in2);
+    free(c.out);
+    free((float *)c.r);
+    free(da);
+    free(db);
+}
+
+static void test_dropout_fixed_mask_gradients(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 13, 0);
+    size_t n = 60;
+    uint8_t mask[60];
+    bfn_rng mr;
+    bfn_rng_init(&mr, 14, 0);
+    bfn_dropout_mask(mask, n, 0.3f, &mr);
+    shape_ctx c = {.B = 1, .C = 1, .HW = 60, .kind = 2, .mask = mask, .p = 0.3f};
+    c.in = rvec(n, &r, -1, 1);
+    c.out = fvec(n);
+    c.r = rvec(n, &r, -1, 1);
+    shape_loss(&c);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += fabsf(c.out[i] - (mask[i] ? c.in[i] / 0.7f : 0.0f)) > 1e-6f;
+    CHECK(bad == 0, "%d outputs differ from mask·x/(1−p)", bad);
+    float *din = fvec(n);
+    bfn_dropout_backward(din, c.r, mask, n, 0.3f);
+    gc_var v[] = {{"in", c.in, din, n}};
+    gradcheck("dropout", shape_loss, &c, v, 1, 1e-2f, 1e-2, 1e-3, 60);
+    free(c.in);
+    free(c.out);
+    free((float *)c.r);
+    free(din);
+}
+
+static void test_dropout_mask_keeps_one_minus_p(void)
+{
+    size_t n = 200000;
+    uint8_t *mask = malloc(n);
+    bfn_rng r;
+    bfn_rng_init(&r, 15, 0);
+    float ps[3] = {0.0f, 0.1f, 0.5f};
+    for (int k = 0; k < 3; k++) {
+        bfn_dropout_mask(mask, n, ps[k], &r);
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++)
+            kept += mask[i];
+        double f = (double)kept / n, sd = sqrt(ps[k] * (1.0 - ps[k]) / n);
+        CHECK_NEAR(1.0 - ps[k], f, 5 * sd + 1e-12, "kept fraction at p = %.1f", ps[k]);
+    }
+    free(mask);
+}
+
+static void test_add_channel_gradients(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 16, 0);
+    shape_ctx c = {.B = 2, .C = 3, .HW = 4, .kind = 3};
+    size_t n = 24;
+    c.in = rvec(n, &r, -1, 1);
+    c.in2 = rvec(6, &r, -1, 1);
+    c.out = fvec(n);
+    c.r = rvec(n, &r, -1, 1);
+    shape_loss(&c);
+    float *dx = fvec(n), *dv = fvec(6);
+    memcpy(dx, c.r, sizeof(float) * n); /* d(x + v)/dx is the identity */
+    bfn_add_channel_backward(dv, c.r, 2, 3, 4);
+    gc_var v[] = {{"x", c.in, dx, n}, {"v", c.in2, dv, 6}};
+    gradcheck("add_channel", shape_loss, &c, v, 2, 1e-2f, 1e-2, 1e-3, 100);
+    free(c.in);
+    free(c.in2);
+    free(c.out);
+    free((float *)c.r);
+    free(dx);
+    free(dv);
+}
+
+/* ---- attention ---- */
+
+typedef struct {
+    bfn_attn_shape s;
+    int B;
+    float *in, *out, *ws;
+    float *p[6]; /* norm_w, norm_b, qkv_w, qkv_b, proj_w, proj_b */
+    bfn_attn_saved sv;
+    const float *r;
+} attn_ctx;
+
+static double attn_loss(void *v)
+{
+    attn_ctx *c = v;
+    bfn_attn_params p = {c->p[0], c->p[1], c->p[2], c->p[3], c->p[4], c->p[5]};
+    bfn_attention_forward(c->out, &c->sv, c->in, &p, c->ws, c->B, &c->s);
+    return dot(c->out, c->r, (size_t)c->B * c->s.C * c->s.HW);
+}
+
+static void attn_setup(attn_ctx *c, bfn_rng *r, int B, int C, int HW, int heads, int groups)
+{
+    c->s = (bfn_attn_shape){.C = C, .HW = HW, .heads = heads, .groups = groups};
+    c->B = B;
+    size_t n = (size_t)B * C * HW;
+    c->in = rvec(n, r, -1, 1);
+    c->out = fvec(n);
+    c->ws = fvec(bfn_attention_workspace(B, &c->s));
+    c->p[0] = rvec(C, r, 0.5f, 1.5f);
+    c->p[1] = rvec(C, r, -0.5f, 0.5f);
+    c->p[2] = rvec((size_t)3 * C * C, r, -0.8f, 0.8f);
+    c->p[3] = rvec(3 * C, r, -0.3f, 0.3f);
+    c->p[4] = rvec((size_t)C * C, r, -0.5f, 0.5f);
+    c->p[5] = rvec(C, r, -0.3f, 0.3f);
+    c->sv.mean = fvec(B * groups);
+    c->sv.rstd = fvec(B * groups);
+    c->sv.qkv = fvec(3 * n);
+    c->sv.att = fvec((size_t)B * heads * HW * HW);
+    c->sv.o = fvec(n);
+    c->r = rvec(n, r, -1, 1);
+}
+
+static void attn_free(attn_ctx *c)
+{
+    free(c->in);
+    free(c->out);
+    free(c->ws);
+    for (int i = 0; i < 6; i++)
+        free(c->p[i]);
+    free(c->sv.mean);
+    free(c->sv.rstd);
+    free(c->sv.qkv);
+    free(c->sv.att);
+    free(c->sv.o);
+    free((float *)c->r);
+}
+
+/* Straightforward double-precision attention block for one image. */
+static void attn_reference(double *out, const attn_ctx *c, int b)
+{
+    int C = c->s.C, HW = c->s.HW, nh = c->s.heads, d = C / nh, G = c->s.groups, cg = C / G;
+    const float *x = c->in + (size_t)b * C * HW;
+    double *h = calloc((size_t)C * HW, sizeof(double)), *qkv = calloc((size_t)3 * C * HW, sizeof(double));
+    double *o = calloc((size_t)C * HW, sizeof(double)), *s = calloc(HW, sizeof(double));
+    for (int g = 0; g < G; g++) {
+        double m = 0.0, v = 0.0;
+        for (int i = 0; i < cg * HW; i++)
+            m += x[g * cg * HW + i];
+        m /= cg * HW;
+        for (int i = 0; i < cg * HW; i++)
+            v += (x[g * cg * HW + i] - m) * (x[g * cg * HW + i] - m);
+        v /= cg * HW;
+        for (int ch = g * cg; ch < (g + 1) * cg; ch++)
+            for (int i = 0; i < HW; i++)
+                h[ch * HW + i] = (x[ch * HW + i] - m) / sqrt(v + 1e-5) * c->p[0][ch] + c->p[1][ch];
+    }
+    for (int co = 0; co < 3 * C; co++)
+        for (int i = 0; i < HW; i++) {
+            double a = c->p[3][co];
+            for (int ci = 0; ci < C; ci++)
+                a += c->p[2][co * C + ci] * h[ci * HW + i];
+            qkv[co * HW + i] = a;
+        }
+    for (int hd = 0; hd < nh; hd++)
+        for (int i = 0; i < HW; i++) {
+            double mx = -1e300, z = 0.0;
+            for (int j = 0; j < HW; j++) {
+                double a = 0.0;
+                for (int k = 0; k < d; k++)
+                    a += qkv[(hd * d + k) * HW + i] * qkv[(C + hd * d + k) * HW + j];
+                s[j] = a / sqrt((double)d);
+                mx = fmax(mx, s[j]);
+            }
+            for (int j = 0; j < HW; j++)
+                z += (s[j] = exp(s[j] - mx));
+            for (int k = 0; k < d; k++) {
+                double a = 0.0;
+                for (int j = 0; j < HW; j++)
+                    a += s[j] / z * qkv[(2 * C + hd * d + k) * HW + j];
+                o[(hd * d + k) * HW + i] = a;
+            }
+        }
+    for (int co = 0; co < C; co++)
+        for (int i = 0; i < HW; i++) {
+            double a = c->p[5][co] + x[co * HW + i];
+            for (int ci = 0; ci < C; ci++)
+                a += c->p[4][co * C + ci] * o[ci * HW + i];
+            out[co * HW + i] = a;
+        }
+    free(h);
+    free(qkv);
+    free(o);
+    free(s);
+}
+
+static void test_attention_matches_reference(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 17, 0);
+    attn_ctx c;
+    attn_setup(&c, &r, 2, 8, 12, 2, 4);
+    attn_loss(&c);
+    double *ref = calloc((size_t)8 * 12, sizeof(double)), e = 0.0;
+    for (int b = 0; b < 2; b++) {
+        attn_reference(ref, &c, b);
+        for (int i = 0; i < 8 * 12; i++)
+            e = fmax(e, fabs(c.out[b * 96 + i] - ref[i]));
+    }
+    CHECK_NEAR(0.0, e, 1e-4, "max |attention − double reference|");
+    free(ref);
+    attn_free(&c);
+}
+
+static void test_attention_gradients(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 18, 0);
+    attn_ctx c;
+    int B = 2, C = 8, HW = 9, heads = 2, groups = 2;
+    attn_setup(&c, &r, B, C, HW, heads, groups);
+    size_t n = (size_t)B * C * HW;
+    float *din = fvec(n), *g[6];
+    size_t sz[6] = {C, C, (size_t)3 * C * C, 3 * C, (size_t)C * C, C};
+    for (int i = 0; i < 6; i++)
+        g[i] = fvec(sz[i]);
+    bfn_attn_params p = {c.p[0], c.p[1], c.p[2], c.p[3], c.p[4], c.p[5]};
+    bfn_attn_grads ag = {g[0], g[1], g[2], g[3], g[4], g[5]};
+    attn_loss(&c);
+    bfn_attention_backward(din, &ag, c.r, c.in, &c.sv, &p, c.ws, B, &c.s);
+    gc_var v[] = {{"in", c.in, din, n},          {"norm.w", c.p[0], g[0], sz[0]},
+                  {"norm.b", c.p[1], g[1], sz[1]}, {"qkv.w", c.p[2], g[2], sz[2]},
+                  {"qkv.b", c.p[3], g[3], sz[3]},  {"proj.w", c.p[4], g[4], sz[4]},
+                  {"proj.b", c.p[5], g[5], sz[5]}};
+    gradcheck("attention", attn_loss, &c, v, 7, 1e-2f, 1e-2, 1e-3, 80);
+    free(din);
+    for (int i = 0; i < 6; i++)
+        free(g[i]);
+    attn_free(&c);
+}
+
+int main(void)
+{
+    RUN(test_im2col_matches_direct_indexing);
+    RUN(test_col2im_is_adjoint_of_im2col);
+    RUN(test_conv_forward_matches_direct_loop);
+    RUN(test_conv3x3_stride1_gradients);
+    RUN(test_conv3x3_stride2_gradients);
+    RUN(test_conv1x1_gradients);
+    RUN(test_conv_backward_accumulates);
+    RUN(test_groupnorm_gradients);
+    RUN(test_groupnorm_silu_gradients);
+    RUN(test_groupnorm_output_has_zero_mean_unit_variance_per_group);
+    RUN(test_silu_gradients);
+    RUN(test_linear_gradients);
+    RUN(test_timestep_embedding_values);
+    RUN(test_temb_mlp_gradients);
+    RUN(test_upsample_values_and_gradients);
+    RUN(test_concat_gradients);
+    RUN(test_dropout_fixed_mask_gradients);
+    RUN(test_dropout_mask_keeps_one_minus_p);
+    RUN(test_add_channel_gradients);
+    RUN(test_attention_matches_reference);
+    RUN(test_attention_gradients);
+    return check_finish();
+}

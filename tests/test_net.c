@@ -1,0 +1,530 @@
+/* The assembled U-Net: whole-network gradients against finite differences,
+ * determinism and batch independence, the zero-initialised output, the
+ * parameter registry, config validation, dropout only in training, and the
+ * default 28x28 and 64x64 models running end to end. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bfn/net.h"
+#include "check.h"
+
+static bfn_net_config tiny_config(int K)
+{
+    bfn_net_config c = bfn_net_config_default(K, 8, 8);
+    c.base_ch = 8;
+    c.n_levels = 2;
+    c.ch_mult[0] = 1;
+    c.ch_mult[1] = 2;
+    c.n_res = 1;
+    c.attn_lowest = 1;
+    c.n_heads = 2;
+    c.temb_dim = 16;
+    c.groups = 4;
+    c.dropout = 0.2f;
+    return c;
+}
+
+static bfn_net *make_net(const bfn_net_config *c, int max_batch)
+{
+    bfn_net *net = NULL;
+    bfn_err err;
+    if (bfn_net_create(&net, c, max_batch, &err) != BFN_OK) {
+        fprintf(stderr, "bfn_net_create: %s\n", err.msg);
+        exit(2);
+    }
+    return net;
+}
+
+static size_t tensor_size(const bfn_tensor_info *t)
+{
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++)
+        n *= (size_t)t->shape[d];
+    return n;
+}
+
+/* Every tensor random at the scale its initialiser would use (zero-init ones
+ * included), so every gradient path is exercised. */
+static void randomize_params(bfn_net *net, uint64_t seed)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, seed, 1);
+    float *p = bfn_net_params(net);
+    for (int i = 0; i < bfn_net_tensor_count(net); i++) {
+        const bfn_tensor_info *t = bfn_net_tensor(net, i);
+        size_t n = tensor_size(t);
+        int fan_in = 1;
+        for (int d = 1; d < t->ndim; d++)
+            fan_in *= t->shape[d];
+        int is_norm_w = t->ndim == 1 && strstr(t->name, "norm") && strstr(t->name, ".weight");
+        for (size_t j = 0; j < n; j++) {
+            double u = 2.0 * bfn_rng_uniform(&r) - 1.0;
+            p[t->offset + j] = t->ndim > 1 ? (float)(u * sqrt(3.0 / fan_in))
+                             : is_norm_w   ? (float)(1.0 + 0.3 * u)
+                                           : (float)(0.3 * u);
+        }
+    }
+}
+
+static void random_inputs(float *x, float *t, int B, int in_ch, int hw, uint64_t seed)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, seed, 2);
+    for (size_t i = 0; i < (size_t)B * in_ch * hw; i++)
+        x[i] = (float)(2.0 * bfn_rng_uniform(&r) - 1.0);
+    for (int b = 0; b < B; b++)
+        t[b] = (float)bfn_rng_uniform(&r);
+}
+
+static double dot(const float *a, const float *b, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
+    return s;
+}
+
+/* ---- gradient check ---- */
+
+typedef struct {
+    bfn_net *net;
+    int B;
+    float *x, *t, *logits;
+    const float *r;
+    size_t nout;
+    bfn_rng rng; /* copied for every forward: the same dropout masks each time */
+    int failed_forwards;
+} net_ctx;
+
+static double net_loss(net_ctx *c)
+{
+    bfn_rng rng = c->rng;
+    c->failed_forwards += bfn_net_forward(c->net, c->x, c->t, c->B, 1, &rng, c->logits) != BFN_OK;
+    return dot(c->logits, c->r, c->nout);
+}
+
+/* Central difference with step h, in the float actually stored. */
+static double central(net_ctx *c, float *v, float h)
+{
+    float old = *v, up = old + h, dn = old - h;
+    *v = up;
+    double lp = net_loss(c);
+    *v = dn;
+    double lm = net_loss(c);
+    *v = old;
+    return (lp - lm) / ((double)up - (double)dn);
+}
+
+/* Richardson extrapolation of two central differences, (4·D(h/2) − D(h))/3,
+ * cancels the O(h²) error: GroupNorm over few values and softmax over few
+ * tokens curve enough that a plain D(1e-2) is off by several percent. */
+static double check_one(net_ctx *c, float *v, float g, const char *what, size_t i, double floor)
+{
+    const float h = 1e-2f;
+    double num = (4.0 * central(c, v, 0.5f * h) - central(c, v, h)) / 3.0;
+    CHECK_REL(num, g, 3e-2, floor, "dL/d%s[%zu]", what, i);
+    return fabs(num - g) / (3e-2 * fmax(fabs(num), floor));
+}
+
+static void net_gradcheck(const bfn_net_config *cfgp, int per_tensor)
+{
+    bfn_net_config cfg = *cfgp;
+    int K = cfg.K, B = 2, in_ch = bfn_net_in_channels(K), out_ch = bfn_net_out_channels(K);
+    int hw = cfg.H * cfg.W;
+    bfn_net *net = make_net(&cfg, B);
+    randomize_params(net, 100 + K);
+    net_ctx c = {.net = net, .B = B};
+    size_t nx = (size_t)B * in_ch * hw;
+    c.nout = (size_t)B * out_ch * hw;
+    c.x = malloc(sizeof(float) * nx);
+    c.t = malloc(sizeof(float) * B);
+    c.logits = malloc(sizeof(float) * c.nout);
+    float *r = malloc(sizeof(float) * c.nout), *dx = malloc(sizeof(float) * nx);
+    random_inputs(c.x, c.t, B, in_ch, hw, 200 + K);
+    bfn_rng rr;
+    bfn_rng_init(&rr, 300 + K, 3);
+    for (size_t i = 0; i < c.nout; i++)
+        r[i] = (float)(2.0 * bfn_rng_uniform(&rr) - 1.0);
+    c.r = r;
+    bfn_rng_init(&c.rng, 400 + K, 4);
+
+    net_loss(&c);
+    bfn_net_zero_grads(net);
+    CHECK(bfn_net_backward(net, r, dx) == BFN_OK, "backward: %s", bfn_net_last_error(net));
+
+    float *p = bfn_net_params(net), *g = bfn_net_grads(net);
+    /* |num − g| <= 3% of max(|num|, floor), floor = 0.1·RMS of all parameter
+     * gradients: entries far below that are dominated by float rounding of
+     * the forward pass, which no step size removes */
+    double rms = sqrt(dot(g, g, bfn_net_param_count(net)) / (double)bfn_net_param_count(net));
+    double floor = fmax(1e-3, 0.1 * rms);
+    bfn_rng pick;
+    bfn_rng_init(&pick, 500 + K, 5);
+    int checked = 0;
+    double worst = 0.0;
+    for (int i = 0; i < bfn_net_tensor_count(net); i++) {
+        const bfn_tensor_info *t = bfn_net_tensor(net, i);
+        size_t n = tensor_size(t);
+        for (int s = 0; s < per_tensor; s++) {
+            size_t j = (size_t)bfn_rng_below(&pick, n);
+            worst = fmax(worst, check_one(&c, &p[t->offset + j], g[t->offset + j], t->name, j, floor));
+            checked++;
+        }
+    }
+    double rms_x = sqrt(dot(dx, dx, nx) / (double)nx);
+    for (int s = 0; s < 24; s++) {
+        size_t j = (size_t)bfn_rng_below(&pick, nx);
+        worst = fmax(worst, check_one(&c, &c.x[j], dx[j], "x", j, fmax(1e-3, 0.1 * rms_x)));
+    }
+    CHECK(c.failed_forwards == 0, "%d training forwards failed: %s", c.failed_forwards,
+          bfn_net_last_error(net));
+    printf("  K=%d %dx%d: %d parameter entries from %d tensors and 24 inputs, worst |num − "
+           "analytic| / tol = %.3f\n", K, cfg.H, cfg.W, checked, bfn_net_tensor_count(net), worst);
+    free(c.x);
+    free(c.t);
+    free(c.logits);
+    free(r);
+    free(dx);
+    bfn_net_destroy(net);
+}
+
+static void test_net_gradients_match_finite_differences_K2(void)
+{
+    bfn_net_config c = tiny_config(2);
+    net_gradcheck(&c, 2);
+}
+
+static void test_net_gradients_match_finite_differences_K3(void)
+{
+    bfn_net_config c = tiny_config(3);
+    net_gradcheck(&c, 2);
+}
+
+/* Corners of the config space: no residual blocks on the way down, no
+ * attention, narrowing widths, non-square images, one group; and a single
+ * level with attention at full resolution. */
+static void test_net_gradients_for_unusual_configs(void)
+{
+    bfn_net_config a = tiny_config(4);
+    a.W = 12;
+    a.n_res = 0;
+    a.attn_lowest = 0;
+    a.base_ch = 4;
+    a.ch_mult[0] = 2;
+    a.ch_mult[1] = 1;
+    a.groups = 1;
+    a.temb_dim = 8;
+    a.dropout = 0.0f;
+    net_gradcheck(&a, 1);
+    bfn_net_config b = tiny_config(2);
+    b.H = 4;
+    b.W = 6;
+    b.n_levels = 1;
+    b.n_heads = 4;
+    net_gradcheck(&b, 1);
+}
+
+/* ---- behaviour ---- */
+
+static void test_net_inference_is_deterministic_and_batch_independent(void)
+{
+    bfn_net_config cfg = tiny_config(3);
+    int B = 3, in_ch = 3, hw = 64, per_out = 3 * hw;
+    bfn_net *net = make_net(&cfg, B);
+    randomize_params(net, 7);
+    float x[3 * 3 * 64], t[3], a[3 * 3 * 64], b[3 * 3 * 64], one[3 * 64];
+    random_inputs(x, t, B, in_ch, hw, 8);
+    bfn_net_forward(net, x, t, B, 0, NULL, a);
+    bfn_net_forward(net, x, t, B, 0, NULL, b);
+    CHECK(memcmp(a, b, sizeof a) == 0, "same batch twice gives identical logits");
+    double worst = 0.0, scale = 0.0;
+    for (int i = 0; i < B; i++) {
+        bfn_net_forward(net, x + (size_t)i * in_ch * hw, t + i, 1, 0, NULL, one);
+        for (int j = 0; j < per_out; j++) {
+            worst = fmax(worst, fabs(one[j] - a[i * per_out + j]));
+            scale = fmax(scale, fabs(a[i * per_out + j]));
+        }
+    }
+    printf("  max |alone − in batch| = %.3g (logit scale %.3g)\n", worst, scale);
+    CHECK_NEAR(0.0, worst, 1e-5 * fmax(scale, 1.0), "image alone vs in a batch of 3");
+    bfn_net_destroy(net);
+}
+
+static void test_net_initial_logits_are_zero_and_only_out_conv_learns_first(void)
+{
+    bfn_net_config cfg = tiny_config(2);
+    int B = 2, hw = 64;
+    bfn_net *net = make_net(&cfg, B);
+    bfn_net_init_params(net, 3);
+    float x[2 * 64], t[2], lg[2 * 64], r[2 * 64];
+    random_inputs(x, t, B, 1, hw, 4);
+    for (int i = 0; i < B * hw; i++)
+        r[i] = (float)((i % 7) - 3);
+    bfn_rng rng;
+    bfn_rng_init(&rng, 5, 0);
+    bfn_net_forward(net, x, t, B, 1, &rng, lg);
+    int nonzero = 0;
+    for (int i = 0; i < B * hw; i++)
+        nonzero += lg[i] != 0.0f;
+    CHECK(nonzero == 0, "%d initial logits are not exactly 0", nonzero);
+    /* with the output conv zero, only it receives gradient on the first step */
+    bfn_net_zero_grads(net);
+    bfn_net_backward(net, r, NULL);
+    const float *g = bfn_net_grads(net);
+    for (int i = 0; i < bfn_net_tensor_count(net); i++) {
+        const bfn_tensor_info *ti = bfn_net_tensor(net, i);
+        double s = 0.0;
+        for (size_t j = 0; j < tensor_size(ti); j++)
+            s += fabs(g[ti->offset + j]);
+        if (!strncmp(ti->name, "out.conv.", 9))
+            CHECK(s > 0.0, "%s has a gradient", ti->name);
+        else
+            CHECK(s == 0.0, "%s gradient is %g, expected exactly 0", ti->name, s);
+    }
+    bfn_net_destroy(net);
+}
+
+static void test_net_tensors_tile_the_param_array(void)
+{
+    for (int K = 2; K <= 3; K++) {
+        bfn_net_config cfg = K == 2 ? bfn_net_config_default(2, 28, 28) : tiny_config(3);
+        bfn_net *net = make_net(&cfg, 1);
+        size_t next = 0;
+        int n = bfn_net_tensor_count(net), bad_tile = 0, bad_decay = 0, dup = 0;
+        for (int i = 0; i < n; i++) {
+            const bfn_tensor_info *t = bfn_net_tensor(net, i);
+            bad_tile += t->offset != next;
+            next = t->offset + tensor_size(t);
+            int is_weight = strlen(t->name) > 7 && !strcmp(t->name + strlen(t->name) - 7, ".weight");
+            bad_decay += t->decay != (is_weight && t->ndim > 1);
+            for (int j = 0; j < i; j++)
+                dup += !strcmp(t->name, bfn_net_tensor(net, j)->name);
+        }
+        CHECK(bad_tile == 0, "K=%d: %d tensors do not start where the previous one ends", K,
+              bad_tile);
+        CHECK_NEAR((double)bfn_net_param_count(net), (double)next, 0.0,
+                   "K=%d: param count vs end of last tensor", K);
+        CHECK(bad_decay == 0, "K=%d: %d tensors with decay != (multi-dim weight)", K, bad_decay);
+        CHECK(dup == 0, "K=%d: %d duplicate tensor names", K, dup);
+        CHECK(bfn_net_tensor(net, n) == NULL && bfn_net_tensor(net, -1) == NULL,
+              "out-of-range tensor index gives NULL");
+        const bfn_tensor_info *first = bfn_net_tensor(net, 0), *last = bfn_net_tensor(net, n - 1);
+        CHECK(!strcmp(first->name, "temb.lin1.weight"), "first tensor %s", first->name);
+        CHECK(!strcmp(last->name, "out.conv.bias"), "last tensor %s", last->name);
+        if (K == 2)
+            printf("  default 28x28: %zu parameters in %d tensors, %.1f M multiply-adds/image\n",
+                   bfn_net_param_count(net), n, bfn_net_flops_per_image(net) / 1e6);
+        bfn_net_destroy(net);
+    }
+}
+
+static void test_net_init_is_deterministic_in_seed(void)
+{
+    bfn_net_config cfg = tiny_config(2);
+    bfn_net *a = make_net(&cfg, 1), *b = make_net(&cfg, 1);
+    size_t n = bfn_net_param_count(a);
+    bfn_net_init_params(a, 11);
+    bfn_net_init_params(b, 11);
+    CHECK(memcmp(bfn_net_params(a), bfn_net_params(b), n * sizeof(float)) == 0,
+          "same seed, same parameters");
+    bfn_net_init_params(b, 12);
+    CHECK(memcmp(bfn_net_params(a), bfn_net_params(b), n * sizeof(float)) != 0,
+          "another seed, other parameters");
+    bfn_net_destroy(a);
+    bfn_net_destroy(b);
+}
+
+static void test_net_dropout_changes_outputs_only_in_training(void)
+{
+    bfn_net_config cfg = tiny_config(2), nodrop = tiny_config(2);
+    nodrop.dropout = 0.0f;
+    bfn_net *net = make_net(&cfg, 2), *ref = make_net(&nodrop, 2);
+    randomize_params(net, 21);
+    memcpy(bfn_net_params(ref), bfn_net_params(net), sizeof(float) * bfn_net_param_count(net));
+    float x[2 * 64], t[2], inf[2 * 64], tr[2 * 64], tr2[2 * 64], nd[2 * 64];
+    random_inputs(x, t, 2, 1, 64, 22);
+    bfn_rng r1, r2;
+    bfn_rng_init(&r1, 1, 0);
+    bfn_rng_init(&r2, 2, 0);
+    bfn_net_forward(net, x, t, 2, 0, NULL, inf);
+    bfn_net_forward(ref, x, t, 2, 1, NULL, nd);
+    CHECK(memcmp(inf, nd, sizeof inf) == 0,
+          "inference equals a training pass of the same net without dropout");
+    bfn_net_forward(net, x, t, 2, 1, &r1, tr);
+    bfn_net_forward(net, x, t, 2, 1, &r2, tr2);
+    double d1 = 0.0, d2 = 0.0;
+    for (int i = 0; i < 128; i++) {
+        d1 = fmax(d1, fabs(tr[i] - inf[i]));
+        d2 = fmax(d2, fabs(tr[i] - tr2[i]));
+    }
+    CHECK(d1 > 1e-3, "training output differs from inference (max diff %g)", d1);
+    CHECK(d2 > 1e-3, "two dropout draws differ (max diff %g)", d2);
+    bfn_net_forward(net, x, t, 2, 0, NULL, tr);
+    CHECK(memcmp(inf, tr, sizeof inf) == 0, "inference after training passes is unchanged");
+    bfn_net_destroy(net);
+    bfn_net_destroy(ref);
+}
+
+static void test_net_backward_accumulates_and_needs_training_forward(void)
+{
+    bfn_net_config cfg = tiny_config(2);
+    bfn_net *net = make_net(&cfg, 2);
+    randomize_params(net, 31);
+    size_t n = bfn_net_param_count(net);
+    float x[128], t[2], lg[128], r[128];
+    random_inputs(x, t, 2, 1, 64, 32);
+    for (int i = 0; i < 128; i++)
+        r[i] = (float)sin(i);
+    bfn_rng rng;
+    bfn_rng_init(&rng, 33, 0);
+    bfn_net_forward(net, x, t, 2, 0, NULL, lg);
+    CHECK(bfn_net_backward(net, r, NULL) == BFN_ERR_ARG, "backward after inference is refused");
+    CHECK(strstr(bfn_net_last_error(net), "training") != NULL, "message: %s",
+          bfn_net_last_error(net));
+    bfn_net_forward(net, x, t, 2, 1, &rng, lg);
+    bfn_net_zero_grads(net);
+    bfn_net_backward(net, r, NULL);
+    float *once = malloc(sizeof(float) * n);
+    memcpy(once, bfn_net_grads(net), sizeof(float) * n);
+    bfn_net_backward(net, r, NULL);
+    const float *g = bfn_net_grads(net);
+    double e = 0.0, s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax(e, fabs(g[i] - 2.0 * once[i]));
+        s = fmax(s, fabs(once[i]));
+    }
+    CHECK_NEAR(0.0, e, 1e-6 * s, "second backward doubles the gradients");
+    bfn_net_zero_grads(net);
+    int nz = 0;
+    for (size_t i = 0; i < n; i++)
+        nz += g[i] != 0.0f;
+    CHECK(nz == 0, "zero_grads leaves %d non-zero", nz);
+    free(once);
+    bfn_net_destroy(net);
+}
+
+static void run_default(int K, int H, int W, int B)
+{
+    bfn_net_config cfg = bfn_net_config_default(K, H, W);
+    bfn_net *net = make_net(&cfg, B);
+    bfn_net_init_params(net, 1);
+    randomize_params(net, 41); /* non-zero everywhere so every path carries values */
+    int in_ch = bfn_net_in_channels(K), out_ch = bfn_net_out_channels(K), hw = H * W;
+    size_t nx = (size_t)B * in_ch * hw, no = (size_t)B * out_ch * hw;
+    float *x = malloc(sizeof(float) * nx), *t = malloc(sizeof(float) * B);
+    float *lg = malloc(sizeof(float) * no), *dx = malloc(sizeof(float) * nx);
+    random_inputs(x, t, B, in_ch, hw, 42);
+    bfn_rng rng;
+    bfn_rng_init(&rng, 43, 0);
+    CHECK(bfn_net_forward(net, x, t, B, 1, &rng, lg) == BFN_OK, "forward %dx%d", H, W);
+    int bad = 0;
+    for (size_t i = 0; i < no; i++)
+        bad += !isfinite(lg[i]);
+    CHECK(bad == 0, "%dx%d: %d non-finite logits", H, W, bad);
+    for (size_t i = 0; i < no; i++)
+        lg[i] = (float)(0.01 * ((int)(i % 11) - 5));
+    bfn_net_zero_grads(net);
+    CHECK(bfn_net_backward(net, lg, dx) == BFN_OK, "backward %dx%d", H, W);
+    const float *g = bfn_net_grads(net);
+    bad = 0;
+    double gs = 0.0;
+    for (size_t i = 0; i < bfn_net_param_count(net); i++) {
+        bad += !isfinite(g[i]);
+        gs += fabs(g[i]);
+    }
+    for (size_t i = 0; i < nx; i++)
+        bad += !isfinite(dx[i]);
+    CHECK(bad == 0 && gs > 0.0, "%dx%d: %d non-finite gradients, Σ|g| = %g", H, W, bad, gs);
+    printf("  default K=%d %dx%d: %d levels, %zu parameters, %.1f M multiply-adds/image\n", K, H,
+           W, cfg.n_levels, bfn_net_param_count(net), bfn_net_flops_per_image(net) / 1e6);
+    free(x);
+    free(t);
+    free(lg);
+    free(dx);
+    bfn_net_destroy(net);
+}
+
+static void test_net_default_28x28_and_64x64_run_with_finite_outputs(void)
+{
+    run_default(2, 28, 28, 2);
+    run_default(3, 64, 64, 1);
+}
+
+typedef struct {
+    const char *field;
+    void (*edit)(bfn_net_config *c);
+} bad_case;
+
+static void e_k(bfn_net_config *c) { c->K = 1; }
+static void e_h(bfn_net_config *c) { c->H = 30; }
+static void e_w(bfn_net_config *c) { c->W = 0; }
+static void e_big(bfn_net_config *c) { c->H = c->W = 100000; }
+static void e_levels(bfn_net_config *c) { c->n_levels = BFN_NET_MAX_LEVELS + 1; }
+static void e_levels0(bfn_net_config *c) { c->n_levels = 0; }
+static void e_base(bfn_net_config *c) { c->base_ch = 0; }
+static void e_groups(bfn_net_config *c) { c->groups = 5; }
+static void e_mult(bfn_net_config *c) { c->ch_mult[1] = 0; }
+static void e_heads(bfn_net_config *c) { c->n_heads = 3; }
+static void e_nres(bfn_net_config *c) { c->n_res = -1; }
+static void e_temb(bfn_net_config *c) { c->temb_dim = 7; }
+static void e_drop(bfn_net_config *c) { c->dropout = 1.0f; }
+static void e_drop_nan(bfn_net_config *c) { c->dropout = NAN; }
+static void e_attn(bfn_net_config *c) { c->attn_lowest = 2; }
+
+static void test_net_rejects_bad_configs_naming_the_field(void)
+{
+    bad_case cases[] = {
+        {"K", e_k},           {"H", e_h},           {"W", e_w},         {"H", e_big},
+        {"n_levels", e_levels}, {"n_levels", e_levels0}, {"base_ch", e_base}, {"groups", e_groups},
+        {"ch_mult[1]", e_mult}, {"n_heads", e_heads}, {"n_res", e_nres},
+        {"temb_dim", e_temb}, {"dropout", e_drop},  {"dropout", e_drop_nan}, {"attn_lowest", e_attn},
+    };
+    bfn_net_config good = bfn_net_config_default(2, 28, 28);
+    CHECK(bfn_net_config_check(&good, NULL) == BFN_OK, "default config is valid");
+    bfn_net_config tc = tiny_config(2);
+    bfn_net *sentinel = make_net(&tc, 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bfn_net_config c = good;
+        cases[i].edit(&c);
+        bfn_err err;
+        bfn_err_clear(&err);
+        bfn_status st = bfn_net_config_check(&c, &err);
+        CHECK(st == BFN_ERR_ARG, "case %zu (%s): status %d", i, cases[i].field, (int)st);
+        CHECK(strstr(err.msg, cases[i].field) != NULL, "case %zu: message names %s: \"%.150s\"", i,
+              cases[i].field, err.msg);
+        bfn_net *net = sentinel; /* must be reset to NULL on failure */
+        CHECK(bfn_net_create(&net, &c, 4, &err) == BFN_ERR_ARG && net == NULL,
+              "case %zu: create refuses it", i);
+    }
+    bfn_net_destroy(sentinel);
+    bfn_net *net = NULL;
+    bfn_err err;
+    CHECK(bfn_net_create(&net, &good, 0, &err) == BFN_ERR_ARG && strstr(err.msg, "max_batch"),
+          "max_batch 0 refused: %.150s", err.msg);
+    /* runtime argument errors */
+    net = make_net(&tc, 2);
+    float x[3 * 64] = {0}, t[3] = {0.5f, 0.5f, 0.5f}, lg[3 * 64];
+    CHECK(bfn_net_forward(net, x, t, 3, 0, NULL, lg) == BFN_ERR_ARG, "batch above max refused");
+    CHECK(bfn_net_forward(net, x, t, 1, 1, NULL, lg) == BFN_ERR_ARG,
+          "training with dropout and no rng refused");
+    t[0] = NAN;
+    CHECK(bfn_net_forward(net, x, t, 1, 0, NULL, lg) == BFN_ERR_NUMERIC, "non-finite t refused");
+    bfn_net_destroy(net);
+}
+
+int main(void)
+{
+    RUN(test_net_gradients_match_finite_differences_K2);
+    RUN(test_net_gradients_match_finite_differences_K3);
+    RUN(test_net_gradients_for_unusual_configs);
+    RUN(test_net_inference_is_deterministic_and_batch_independent);
+    RUN(test_net_initial_logits_are_zero_and_only_out_conv_learns_first);
+    RUN(test_net_tensors_tile_the_param_array);
+    RUN(test_net_init_is_deterministic_in_seed);
+    RUN(test_net_dropout_changes_outputs_only_in_training);
+    RUN(test_net_backward_accumulates_and_needs_training_forward);
+    RUN(test_net_default_28x28_and_64x64_run_with_finite_outputs);
+    RUN(test_net_rejects_bad_configs_naming_the_field);
+    return check_finish();
+}

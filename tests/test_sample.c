@@ -1,0 +1,275 @@
+/* Algorithm 9 sampler: reproducibility, observer contract, cancellation, and
+ * the statistics of the messages it sends. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bfn/flow.h"
+#include "bfn/gemm.h"
+#include "bfn/net.h"
+#include "bfn/sample.h"
+#include "check.h"
+
+static bfn_net_config tiny_config(int K)
+{
+    bfn_net_config c = bfn_net_config_default(K, 8, 8);
+    c.base_ch = 8;
+    c.n_levels = 2;
+    c.ch_mult[0] = 1;
+    c.ch_mult[1] = 2;
+    c.n_res = 1;
+    c.n_heads = 2;
+    c.temb_dim = 16;
+    c.groups = 4;
+    c.dropout = 0.1f;
+    return c;
+}
+
+/* A net with random (not zero-init) output so p_O depends on θ and t. */
+static bfn_net *make_net(int K, int max_batch)
+{
+    bfn_net_config c = tiny_config(K);
+    bfn_net *net = NULL;
+    bfn_err err;
+    if (bfn_net_create(&net, &c, max_batch, &err) != BFN_OK) {
+        fprintf(stderr, "net: %s\n", err.msg);
+        exit(1);
+    }
+    bfn_net_init_params(net, 7);
+    float *p = bfn_net_params(net);
+    bfn_rng r;
+    bfn_rng_init(&r, 99, 0);
+    for (size_t i = 0; i < bfn_net_param_count(net); i++)
+        p[i] += 0.05f * (float)bfn_rng_normal(&r);
+    return net;
+}
+
+static uint8_t *run_samples(bfn_net *net, int count, int n, uint64_t seed, bfn_final_mode fm)
+{
+    bfn_sample_config sc = {.n_steps = n, .beta1 = 3.0, .count = count, .seed = seed, .final = fm};
+    bfn_sampler *s;
+    bfn_err err;
+    if (bfn_sampler_create(&s, net, &sc, &err) != BFN_OK || bfn_sampler_run(s, NULL, &err) != BFN_OK) {
+        fprintf(stderr, "sampler: %s\n", err.msg);
+        exit(1);
+    }
+    const bfn_net_config *c = bfn_net_get_config(net);
+    size_t bytes = (size_t)count * c->H * c->W;
+    uint8_t *out = malloc(bytes);
+    memcpy(out, bfn_sampler_result(s), bytes);
+    bfn_sampler_destroy(s);
+    return out;
+}
+
+static void test_sample_same_bytes_whatever_threads_and_chunking(void)
+{
+    bfn_net *a = make_net(2, 8), *b = make_net(2, 3);
+    int prev = bfn_gemm_set_threads(1);
+    uint8_t *r1 = run_samples(a, 8, 12, 42, BFN_FINAL_SAMPLE);
+    bfn_gemm_set_threads(2);
+    uint8_t *r2 = run_samples(a, 8, 12, 42, BFN_FINAL_SAMPLE);
+    uint8_t *r3 = run_samples(b, 8, 12, 42, BFN_FINAL_SAMPLE); /* chunks of 3 images */
+    uint8_t *r4 = run_samples(a, 8, 12, 43, BFN_FINAL_SAMPLE);
+    bfn_gemm_set_threads(prev);
+    int d12 = 0, d13 = 0, d14 = 0;
+    for (int i = 0; i < 8 * 64; i++) {
+        d12 += r1[i] != r2[i];
+        d13 += r1[i] != r3[i];
+        d14 += r1[i] != r4[i];
+    }
+    CHECK(d12 == 0, "1 vs 2 BLAS threads: %d of 512 pixels differ", d12);
+    CHECK(d13 == 0, "batch 8 vs chunks of 3: %d of 512 pixels differ", d13);
+    CHECK(d14 > 0, "another seed must give another sample (0 pixels differ)");
+    free(r1), free(r2), free(r3), free(r4);
+    bfn_net_destroy(a);
+    bfn_net_destroy(b);
+}
+
+typedef struct {
+    int calls, last_step, cancel_at, bad_alpha, bad_t, bad_sum;
+    double beta1;
+    float *ysum; /* (B, D) running sum of messages */
+} obs_state;
+
+static int observer(const bfn_sample_frame *f, void *user)
+{
+    obs_state *o = user;
+    o->calls++;
+    if (f->step != o->last_step + 1)
+        o->last_step = -1000;
+    else
+        o->last_step = f->step;
+    if (!f->is_final) {
+        double a = bfn_alpha_step(o->beta1, f->step, f->n);
+        if (fabs(f->alpha - a) > 1e-12)
+            o->bad_alpha++;
+        if (fabs(f->t - (double)(f->step - 1) / f->n) > 1e-12)
+            o->bad_t++;
+        for (int i = 0; i < f->B * f->D * f->z_planes; i++) {
+            o->ysum[i] += f->y[i];
+            if (fabsf(o->ysum[i] - f->z[i]) > 1e-3f * (1 + fabsf(f->z[i])))
+                o->bad_sum++;
+        }
+    } else if (f->t != 1.0) {
+        o->bad_t++;
+    }
+    return o->cancel_at && f->step == o->cancel_at;
+}
+
+static void test_sample_observer_sees_every_step_and_z_is_sum_of_messages(void)
+{
+    bfn_net *net = make_net(3, 4);
+    obs_state o = {.beta1 = 2.5};
+    o.ysum = calloc(4 * 64 * 3, sizeof(float));
+    bfn_sample_config sc = {.n_steps = 9, .beta1 = 2.5, .count = 4, .seed = 5};
+    bfn_sampler *s;
+    bfn_err err;
+    CHECK(bfn_sampler_create(&s, net, &sc, &err) == BFN_OK, "create: %s", err.msg);
+    bfn_sampler_set_observer(s, observer, &o);
+    CHECK(bfn_sampler_run(s, NULL, &err) == BFN_OK, "run: %s", err.msg);
+    CHECK_NEAR(10, o.calls, 0, "observer calls for n = 9 (9 steps + final)");
+    CHECK_NEAR(10, o.last_step, 0, "steps reported in order, last = n + 1");
+    CHECK_NEAR(0, o.bad_alpha, 0, "steps whose alpha differs from beta1(2i-1)/n^2");
+    CHECK_NEAR(0, o.bad_t, 0, "steps whose t differs from (i-1)/n (or 1 at the end)");
+    CHECK_NEAR(0, o.bad_sum, 0, "values where z differs from the sum of messages");
+    CHECK(bfn_sampler_finished(s) && bfn_sampler_result(s), "finished with a result");
+    for (int i = 0; i < 4 * 64; i++)
+        if (bfn_sampler_result(s)[i] >= 3) {
+            CHECK(0, "result class %d >= K", bfn_sampler_result(s)[i]);
+            break;
+        }
+    CHECK(bfn_sampler_step(s, &err) != BFN_OK, "stepping a finished sampler is an error");
+    bfn_sampler_destroy(s);
+    free(o.ysum);
+    bfn_net_destroy(net);
+}
+
+static void test_sample_cancel_stops_within_one_step(void)
+{
+    bfn_net *net = make_net(2, 2);
+    obs_state o = {.beta1 = 3.0, .cancel_at = 3};
+    o.ysum = calloc(2 * 64, sizeof(float));
+    bfn_sample_config sc = {.n_steps = 50, .beta1 = 3.0, .count = 2, .seed = 1};
+    bfn_sampler *s;
+    bfn_err err;
+    bfn_sampler_create(&s, net, &sc, &err);
+    bfn_sampler_set_observer(s, observer, &o);
+    bfn_status st = bfn_sampler_run(s, NULL, &err);
+    CHECK(st == BFN_ERR_CANCELLED, "observer cancel returns BFN_ERR_CANCELLED (got %d)", st);
+    CHECK_NEAR(3, bfn_sampler_steps_done(s), 0, "steps done after cancel at step 3");
+    bfn_sampler_destroy(s);
+
+    volatile int flag = 1;
+    bfn_sampler_create(&s, net, &sc, &err);
+    st = bfn_sampler_run(s, &flag, &err);
+    CHECK(st == BFN_ERR_CANCELLED, "cancel flag returns BFN_ERR_CANCELLED (got %d)", st);
+    CHECK_NEAR(0, bfn_sampler_steps_done(s), 0, "steps done with the flag set before start");
+    bfn_sampler_destroy(s);
+    free(o.ysum);
+    bfn_net_destroy(net);
+}
+
+typedef struct {
+    const float *p;
+    uint8_t *k_final;
+    float *p_final;
+    int D;
+} final_state;
+
+static int final_observer(const bfn_sample_frame *f, void *user)
+{
+    final_state *fs = user;
+    if (f->is_final) {
+        memcpy(fs->k_final, f->k, (size_t)f->B * f->D);
+        memcpy(fs->p_final, f->p, (size_t)f->B * f->D * f->p_planes * sizeof(float));
+    }
+    return 0;
+}
+
+static void test_sample_argmax_final_is_argmax_of_output(void)
+{
+    bfn_net *net = make_net(2, 4);
+    final_state fs = {.D = 64};
+    fs.k_final = malloc(4 * 64);
+    fs.p_final = malloc(4 * 64 * sizeof(float));
+    bfn_sample_config sc = {.n_steps = 5, .beta1 = 3.0, .count = 4, .seed = 9,
+                            .final = BFN_FINAL_ARGMAX};
+    bfn_sampler *s;
+    bfn_err err;
+    bfn_sampler_create(&s, net, &sc, &err);
+    bfn_sampler_set_observer(s, final_observer, &fs);
+    bfn_sampler_run(s, NULL, &err);
+    int bad = 0;
+    for (int i = 0; i < 4 * 64; i++)
+        bad += bfn_sampler_result(s)[i] != (fs.p_final[i] > 0.5f);
+    CHECK_NEAR(0, bad, 0, "pixels where the argmax result disagrees with p_on > 0.5");
+    bfn_sampler_destroy(s);
+    free(fs.k_final);
+    free(fs.p_final);
+    bfn_net_destroy(net);
+}
+
+/* "Alice sends x": the messages come from the true image, so the accumulated
+ * ℓ of every pixel is N(2β(1)(2x − 1), 4β(1)) whatever the network says. */
+static void test_sample_alice_messages_follow_the_flow_law(void)
+{
+    bfn_net *net = make_net(2, 16);
+    const int B = 16, D = 64, n = 20;
+    const double beta1 = 2.0;
+    uint8_t *x = malloc(B * D);
+    for (int i = 0; i < B * D; i++)
+        x[i] = (uint8_t)(i % 3 == 0);
+    bfn_sample_config sc = {.n_steps = n, .beta1 = beta1, .count = B, .seed = 11, .x_true = x};
+    bfn_sampler *s;
+    bfn_err err;
+    bfn_sampler_create(&s, net, &sc, &err);
+    bfn_sampler_run(s, NULL, &err);
+    const float *z = bfn_sampler_z(s);
+    double m[2] = {0}, v[2] = {0};
+    int c[2] = {0};
+    for (int i = 0; i < B * D; i++) {
+        double d = z[i] - 2 * beta1 * (2 * x[i] - 1);
+        m[x[i]] += d;
+        v[x[i]] += d * d;
+        c[x[i]]++;
+    }
+    for (int q = 0; q < 2; q++) {
+        double var = 4 * beta1;
+        CHECK_NEAR(0, m[q] / c[q], 5 * sqrt(var / c[q]), "mean of l - 2b(2x-1) for x = %d", q);
+        CHECK_NEAR(var, v[q] / c[q], 5 * var * sqrt(2.0 / c[q]), "variance of l for x = %d", q);
+    }
+    bfn_sampler_destroy(s);
+    free(x);
+    bfn_net_destroy(net);
+}
+
+static void test_sample_rejects_bad_settings(void)
+{
+    bfn_net *net = make_net(2, 2);
+    bfn_sampler *s = NULL;
+    bfn_err err;
+    bfn_sample_config ok = {.n_steps = 5, .beta1 = 3.0, .count = 2, .seed = 1};
+    bfn_sample_config c = ok;
+    c.n_steps = 0;
+    CHECK(bfn_sampler_create(&s, net, &c, &err) == BFN_ERR_ARG && !s, "n = 0 rejected");
+    c = ok;
+    c.beta1 = 0;
+    CHECK(bfn_sampler_create(&s, net, &c, &err) == BFN_ERR_ARG && !s, "beta1 = 0 rejected");
+    c.beta1 = NAN;
+    CHECK(bfn_sampler_create(&s, net, &c, &err) == BFN_ERR_ARG && !s, "beta1 = NaN rejected");
+    c = ok;
+    c.count = 0;
+    CHECK(bfn_sampler_create(&s, net, &c, &err) == BFN_ERR_ARG && !s, "count = 0 rejected");
+    bfn_net_destroy(net);
+}
+
+int main(void)
+{
+    RUN(test_sample_same_bytes_whatever_threads_and_chunking);
+    RUN(test_sample_observer_sees_every_step_and_z_is_sum_of_messages);
+    RUN(test_sample_cancel_stops_within_one_step);
+    RUN(test_sample_argmax_final_is_argmax_of_output);
+    RUN(test_sample_alice_messages_follow_the_flow_law);
+    RUN(test_sample_rejects_bad_settings);
+    return check_finish();
+}
