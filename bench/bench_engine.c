@@ -1,7 +1,7 @@
 /* Engine benchmark: machine sgemm rate, training images/s and sampling speed
 #define _POSIX_C_SOURCE 200809L
  * for the default 28×28 model. Prints figures; asserts nothing.
- *   bench_engine [--batch B] [--seconds S] [--threads T] */
+ *   bench_engine [--batch B] [--seconds S] [--threads T] [--base-ch C] [--n-res N] [--attn 0|1] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,10 +53,16 @@ static bfn_status random_batch(void *user, int B, uint8_t *x, bfn_rng *rng, bfn_
 
 int main(int argc, char **argv)
 {
-    int batch = 64, threads = 2;
+    int batch = 64, threads = 2, base_ch = 0, n_res = -1, attn = -1;
     double seconds = 5.0;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--batch"))
+        if (!strcmp(argv[i], "--base-ch"))
+            base_ch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--n-res"))
+            n_res = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--attn"))
+            attn = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch"))
             batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seconds"))
             seconds = atof(argv[i + 1]);
@@ -71,6 +77,12 @@ int main(int argc, char **argv)
 
     bfn_err err;
     bfn_net_config cfg = bfn_net_config_default(2, 28, 28);
+    if (base_ch > 0)
+        cfg.base_ch = base_ch;
+    if (n_res >= 0)
+        cfg.n_res = n_res;
+    if (attn >= 0)
+        cfg.attn_lowest = attn;
     bfn_net *net;
     if (bfn_net_create(&net, &cfg, batch, &err) != BFN_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
@@ -78,7 +90,7 @@ int main(int argc, char **argv)
     }
     bfn_net_init_params(net, 1);
     double fl = bfn_net_flops_per_image(net);
-    printf("model: default 28x28, %zu parameters, %.1f MFLOP (multiply-adds) per image forward\n",
+    printf("model: 28x28 base %d n_res %d,", cfg.base_ch, cfg.n_res); printf(" %zu parameters, %.1f MFLOP (multiply-adds) per image forward\n",
            bfn_net_param_count(net), fl / 1e6);
 
     bfn_train_config tc = bfn_train_config_default();

@@ -35,7 +35,8 @@ typedef struct {
     int n_levels;   /* resolutions, e.g. 3 for 28→14→7 */
     int ch_mult[BFN_NET_MAX_LEVELS]; /* width of level l = base_ch * ch_mult[l] */
     int n_res;      /* residual blocks per level on the way down (up: n_res + 1) */
-    int attn_lowest;/* 1: self-attention blocks at the lowest resolution */
+    int attn_lowest;/* 1: self-attention at the lowest resolution (after each
+                       block of the lowest level and in the middle); 0: none */
     int n_heads;    /* attention heads (channels at lowest level divisible by it) */
     int temb_dim;   /* time-embedding width (sinusoidal part and MLP output) */
     int groups;     /* GroupNorm groups (every width divisible by it) */

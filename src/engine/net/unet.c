@@ -696,15 +696,13 @@ static void res_backward(bfn_net *n, const op *o, int B)
     memset(n->s2, 0, sizeof(float) * nout);
     bfn_conv2d_backward(n->s2, GRD(n, r->conv2.w), GRD(n, r->conv2.b), dout, n->s1,
                         PAR(n, r->conv2.w), n->ws, B, &r->conv2.s);
-    float *dact = n->s2;
-    if (p > 0.0f) {
-        memset(n->s3, 0, sizeof(float) * nout);
-        bfn_dropout_backward(n->s3, n->s2, mask, nout, p);
-        dact = n->s3;
-    }
+    /* dropout is a diagonal linear map, so its backward is the same map
+     * applied to the gradient, here in place */
+    if (p > 0.0f)
+        bfn_dropout_forward(n->s2, n->s2, mask, nout, p);
     float *dh1 = n->s1;
     memset(dh1, 0, sizeof(float) * nout);
-    bfn_groupnorm_silu_backward(dh1, GRD(n, r->norm2_w), GRD(n, r->norm2_b), dact, h1,
+    bfn_groupnorm_silu_backward(dh1, GRD(n, r->norm2_w), GRD(n, r->norm2_b), n->s2, h1,
                                 ACT(n, r->mean2), ACT(n, r->rstd2), PAR(n, r->norm2_w),
                                 PAR(n, r->norm2_b), B, r->cout, r->hw, G);
 
