@@ -33,6 +33,17 @@ expect 0 "train 6 steps" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --
 expect 2 "refuses to overwrite a checkpoint without --resume/--force" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 8 --quiet "${TINY[@]}"
 expect 0 "resume to 8 steps" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 8 --resume --quiet
 grep -q "resuming" "$T/err" && ok "resume announced" || bad "resume announced"
+# Ctrl-C: saves a checkpoint and exits 130; the run resumes from it
+"$BFN" train --data-dir "$D" --ckpt "$T/int.ckpt" --out "$T/int.bfn" --steps 1000000 --quiet "${TINY[@]}" 2>"$T/int.err" &
+pid=$!
+for _ in $(seq 100); do [ -s "$T/int.ckpt.csv" ] && [ "$(wc -l < "$T/int.ckpt.csv")" -gt 3 ] && break; sleep 0.1; done
+kill -INT $pid; wait $pid; code=$?
+[ "$code" = 130 ] && ok "Ctrl-C exits 130" || bad "Ctrl-C exits 130 (got $code)"
+grep -q "interrupted at step" "$T/int.err" && ok "Ctrl-C reports the saved step" || bad "Ctrl-C reports the saved step: $(cat "$T/int.err")"
+expect 0 "checkpoint saved on Ctrl-C loads" -- "$BFN" info --model "$T/int.ckpt"
+expect 0 "resume after Ctrl-C" -- "$BFN" train --data-dir "$D" --ckpt "$T/int.ckpt" --out "$T/int.bfn" --resume --steps 2 --quiet
+ls "$T"/*.tmp-* >/dev/null 2>&1 && bad "temporary files left behind" || ok "no temporary files left behind"
+
 expect 0 "info" -- "$BFN" info --model "$T/run.bfn"
 grep -qi "beta" "$T/out" && ok "info shows beta1" || bad "info shows beta1"
 grep -q "8" "$T/out" && ok "info shows the step" || bad "info shows the step"
