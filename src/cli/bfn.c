@@ -4,7 +4,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <math.h>
+#include <stdlib.h>
+
 #include "bfn/gemm.h"
+#include "bfn/image.h"
 #include "cli.h"
 
 static const char *USAGE =
@@ -81,6 +85,29 @@ void cli_set_threads(int n)
 {
     if (n > 0)
         bfn_gemm_set_threads(n);
+}
+
+bfn_status cli_write_grid(const char *path, const uint8_t *u8, int vmax, const float *f32, int n,
+                          int h, int w, int cols, int scale, bfn_err *err)
+{
+    if (cols <= 0)
+        cols = (int)ceil(sqrt((double)n));
+    bfn_grid g = {.n = n, .h = h, .w = w, .channels = 1, .rows = (n + cols - 1) / cols,
+                  .cols = cols, .pad = 2, .scale = scale, .pad_value = 96};
+    int gh, gw;
+    size_t bytes;
+    bfn_status st = bfn_grid_size(&g, &gh, &gw, &bytes, err);
+    if (st != BFN_OK)
+        return st;
+    uint8_t *canvas = malloc(bytes);
+    if (!canvas)
+        return bfn_err_set(err, BFN_ERR_NOMEM, "out of memory for a %dx%d image", gw, gh);
+    st = u8 ? bfn_grid_tile_u8(&g, u8, vmax, canvas, bytes, err)
+            : bfn_grid_tile_f32(&g, f32, canvas, bytes, err);
+    if (st == BFN_OK)
+        st = bfn_png_write_gray(path, canvas, gh, gw, err);
+    free(canvas);
+    return st;
 }
 
 int main(int argc, char **argv)

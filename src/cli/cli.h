@@ -2,6 +2,8 @@
 #ifndef BFN_CLI_H
 #define BFN_CLI_H
 
+#include <stdint.h>
+
 #include "args.h"
 #include "bfn/common.h"
 
@@ -21,6 +23,11 @@ double cli_now(void);
 void cli_duration(char *buf, size_t cap, double seconds);
 /* Installs SIGINT/SIGTERM handlers that set the returned flag. */
 volatile int *cli_interrupt_flag(void);
+/* Writes n gray images (h, w) as a PNG grid with cols columns (0: about
+ * square), each pixel scaled by scale. Give u8 images (vmax maps to white) or
+ * f32 images in [0, 1] (u8 NULL). */
+bfn_status cli_write_grid(const char *path, const uint8_t *u8, int vmax, const float *f32, int n,
+                          int h, int w, int cols, int scale, bfn_err *err);
 /* Uses n BLAS threads (n <= 0: leave the default). */
 void cli_set_threads(int n);
 

@@ -125,20 +125,7 @@ static int data_preview(int argc, char **argv)
         code = cli_fail("data preview", st, &err);
         goto done;
     }
-    if (!cols)
-        cols = (int)ceil(sqrt((double)count));
-    bfn_grid g = {.n = count, .h = H, .w = W, .channels = 1, .rows = (count + cols - 1) / cols,
-                  .cols = cols, .pad = 2, .scale = scale, .pad_value = 96};
-    int gh, gw;
-    size_t bytes;
-    uint8_t *canvas = NULL;
-    if ((st = bfn_grid_size(&g, &gh, &gw, &bytes, &err)) == BFN_OK) {
-        canvas = malloc(bytes);
-        st = canvas ? bfn_grid_tile_u8(&g, imgs, binarize ? 1 : 255, canvas, bytes, &err) : BFN_ERR_NOMEM;
-        if (st == BFN_OK)
-            st = bfn_png_write_gray(out, canvas, gh, gw, &err);
-    }
-    free(canvas);
+    st = cli_write_grid(out, imgs, binarize ? 1 : 255, NULL, count, H, W, cols, scale, &err);
     if (st != BFN_OK)
         code = cli_fail("data preview", st, &err);
     else

@@ -125,25 +125,7 @@ int cmd_sample(int argc, char **argv)
         code = cli_fail("sample", st, &err);
         goto done;
     }
-    if (!cols)
-        cols = (int)ceil(sqrt((double)count));
-    bfn_grid g = {.n = count, .h = H, .w = W, .channels = 1, .rows = (count + cols - 1) / cols,
-                  .cols = cols, .pad = 2, .scale = scale, .pad_value = 96};
-    int gh, gw;
-    size_t bytes;
-    if ((st = bfn_grid_size(&g, &gh, &gw, &bytes, &err)) != BFN_OK) {
-        code = cli_fail("sample", st, &err);
-        goto done;
-    }
-    uint8_t *canvas = malloc(bytes);
-    if (!canvas) {
-        code = cli_fail("sample", BFN_ERR_NOMEM, NULL);
-        goto done;
-    }
-    st = bfn_grid_tile_u8(&g, bfn_sampler_result(smp), K - 1, canvas, bytes, &err);
-    if (st == BFN_OK)
-        st = bfn_png_write_gray(out, canvas, gh, gw, &err);
-    free(canvas);
+    st = cli_write_grid(out, bfn_sampler_result(smp), K - 1, NULL, count, H, W, cols, scale, &err);
     if (st != BFN_OK) {
         code = cli_fail("sample", st, &err);
         goto done;
@@ -165,15 +147,7 @@ int cmd_sample(int argc, char **argv)
                 memcpy(imgs + ((size_t)(2 * q + 1) * strip_cols + c) * D,
                        s.p + ((size_t)q * strip_cols + c) * D, D * sizeof(float));
             }
-        bfn_grid sg = {.n = rows * strip_cols, .h = H, .w = W, .channels = 1, .rows = rows,
-                       .cols = strip_cols, .pad = 2, .scale = scale, .pad_value = 96};
-        if ((st = bfn_grid_size(&sg, &gh, &gw, &bytes, &err)) == BFN_OK) {
-            canvas = malloc(bytes);
-            st = canvas ? bfn_grid_tile_f32(&sg, imgs, canvas, bytes, &err) : BFN_ERR_NOMEM;
-            if (st == BFN_OK)
-                st = bfn_png_write_gray(strip_path, canvas, gh, gw, &err);
-            free(canvas);
-        }
+        st = cli_write_grid(strip_path, NULL, 0, imgs, rows * strip_cols, H, W, strip_cols, scale, &err);
         free(imgs);
         if (st != BFN_OK) {
             code = cli_fail("sample", st, &err);
