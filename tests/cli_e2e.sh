@@ -44,6 +44,13 @@ expect 0 "checkpoint saved on Ctrl-C loads" -- "$BFN" info --model "$T/int.ckpt"
 expect 0 "resume after Ctrl-C" -- "$BFN" train --data-dir "$D" --ckpt "$T/int.ckpt" --out "$T/int.bfn" --resume --steps 2 --quiet
 ls "$T"/*.tmp-* >/dev/null 2>&1 && bad "temporary files left behind" || ok "no temporary files left behind"
 
+# a write that cannot complete (file-size limit, as on a full disk) leaves the previous checkpoint intact
+cp "$T/run.ckpt" "$T/before.ckpt"
+expect 1 "save beyond the file-size limit fails cleanly" -- bash -c "ulimit -f 64; exec \"$BFN\" train --data-dir \"$D\" --ckpt \"$T/run.ckpt\" --out \"$T/run.bfn\" --steps 9 --resume --quiet"
+grep -q "intact" "$T/err" && ok "the error says the previous checkpoint is intact" || bad "the error says the previous checkpoint is intact: $(cat "$T/err")"
+cmp -s "$T/run.ckpt" "$T/before.ckpt" && ok "previous checkpoint unchanged" || bad "previous checkpoint unchanged"
+ls "$T"/*.tmp-* >/dev/null 2>&1 && bad "no temporary file after a failed save" || ok "no temporary file after a failed save"
+
 expect 0 "info" -- "$BFN" info --model "$T/run.bfn"
 grep -qi "beta" "$T/out" && ok "info shows beta1" || bad "info shows beta1"
 grep -q "8" "$T/out" && ok "info shows the step" || bad "info shows the step"

@@ -116,6 +116,8 @@ int main(int argc, char **argv)
         fputs(USAGE, stderr);
         return EXIT_USAGE;
     }
+    /* A full disk or a file-size limit must give a clear write error, not kill us. */
+    signal(SIGXFSZ, SIG_IGN);
     const char *c = argv[1];
     if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
         fputs(USAGE, stdout);
