@@ -8,18 +8,11 @@
 #include "bfn/flow.h"
 #include "bfn/net.h"
 #include "check.h"
+#include "fixtures.h"
 
 static bfn_net *uniform_net(int max_batch)
 {
-    bfn_net_config c = bfn_net_config_default(2, 8, 8);
-    c.base_ch = 8;
-    c.n_levels = 2;
-    c.ch_mult[0] = 1;
-    c.ch_mult[1] = 2;
-    c.n_res = 1;
-    c.n_heads = 2;
-    c.temb_dim = 16;
-    c.groups = 4;
+    bfn_net_config c = fixture_tiny_config(2, 0.1f);
     bfn_net *net;
     bfn_err err;
     if (bfn_net_create(&net, &c, max_batch, &err) != BFN_OK) {

@@ -9,26 +9,12 @@
 #include "bfn/net.h"
 #include "bfn/sample.h"
 #include "check.h"
-
-static bfn_net_config tiny_config(int K)
-{
-    bfn_net_config c = bfn_net_config_default(K, 8, 8);
-    c.base_ch = 8;
-    c.n_levels = 2;
-    c.ch_mult[0] = 1;
-    c.ch_mult[1] = 2;
-    c.n_res = 1;
-    c.n_heads = 2;
-    c.temb_dim = 16;
-    c.groups = 4;
-    c.dropout = 0.1f;
-    return c;
-}
+#include "fixtures.h"
 
 /* A net with random (not zero-init) output so p_O depends on θ and t. */
 static bfn_net *make_net(int K, int max_batch)
 {
-    bfn_net_config c = tiny_config(K);
+    bfn_net_config c = fixture_tiny_config(K, 0.1f);
     bfn_net *net = NULL;
     bfn_err err;
     if (bfn_net_create(&net, &c, max_batch, &err) != BFN_OK) {

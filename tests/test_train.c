@@ -8,21 +8,7 @@
 #include "bfn/net.h"
 #include "bfn/train.h"
 #include "check.h"
-
-static bfn_net_config tiny_config(void)
-{
-    bfn_net_config c = bfn_net_config_default(2, 8, 8);
-    c.base_ch = 8;
-    c.n_levels = 2;
-    c.ch_mult[0] = 1;
-    c.ch_mult[1] = 2;
-    c.n_res = 1;
-    c.n_heads = 2;
-    c.temb_dim = 16;
-    c.groups = 4;
-    c.dropout = 0.0f;
-    return c;
-}
+#include "fixtures.h"
 
 /* Four fixed 8×8 binary patterns (bars and a box), chosen at random. */
 static bfn_status pattern_batch(void *user, int B, uint8_t *x, bfn_rng *rng, bfn_err *err)
@@ -44,7 +30,7 @@ static bfn_status pattern_batch(void *user, int B, uint8_t *x, bfn_rng *rng, bfn
 
 static bfn_net *make_net(int batch)
 {
-    bfn_net_config c = tiny_config();
+    bfn_net_config c = fixture_tiny_config(2, 0.0f);
     bfn_net *net;
     bfn_err err;
     if (bfn_net_create(&net, &c, batch, &err) != BFN_OK) {
