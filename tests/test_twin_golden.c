@@ -7,6 +7,7 @@
  * computed for them in float64 (layout: the docstring of write_golden.py).
  * The engine runs in float32, so the tolerances below are float32 rounding
  * through a few dozen layers, far below what any real mistake produces:
+ *   init        bfn_net_init_params(seed) equal to 1e-7 relative (same streams)
  *   logits      1e-4 relative, floor 1e-2 of the largest logit
  *   loss        1e-5 relative
  *   gradients   1e-3 relative, floor 1e-2 of the tensor's largest |value|
@@ -16,6 +17,13 @@
  *               gradient norm 1e-4, lr 1e-12 relative; Adam moments as
  *               gradients (v: twice the tolerance, it is quadratic); weights
  *               and EMA 1e-5 relative + 1e-3 of the summed learning rates.
+ *               Elements whose gradient is 0 (by symmetry: attention key
+ *               biases) or comes near 0 in a step are only bounded (moved
+ *               within 3 * summed lr of the twin): Adam divides a gradient by
+ *               its own size, so there rounding picks the update; at most 1%
+ *               of the weights may be such.
+ * Each comparison prints its worst |error| / tolerance, so shrinking margins
+ * show before they fail.
  * A failure prints the tensor, the index in it, expected, got and the
  * tolerance (the first few per array), then how many values differed.
  *
@@ -123,6 +131,7 @@ typedef struct {
     double floor_frac;   /* floor = floor_frac * largest |expected| of the tensor/array */
     double atol;         /* added to every tolerance */
     const uint8_t *skip; /* elements not compared (may be NULL) */
+    int dims[4];         /* without net: (B, C, H, W) of the array, for labels */
 } cmp_spec;
 
 static double max_abs(const float *x, size_t n)
@@ -145,15 +154,20 @@ static size_t compare_range(const cmp_spec *s, const float *exp, const float *go
             continue;
         double e = exp[i], g = got[i];
         double tol = s->rtol * fmax(fabs(e), fl) + s->atol;
-        double r = fabs(e - g) / tol;
-        if (!(r <= 1.0)) {
+        double diff = fabs(e - g);
+        double r = tol > 0.0 ? diff / tol : diff > 0.0 ? INFINITY : 0.0;
+        if (!(diff <= tol)) {
             bad++;
             if ((*shown)++ < SHOW_FAILURES) {
-                char label[96];
+                char label[160];
                 if (s->net)
                     param_label(label, sizeof label, s->net, i);
                 else
-                    snprintf(label, sizeof label, "[%zu]", i);
+                    snprintf(label, sizeof label, "[b %zu, c %zu, y %zu, x %zu]",
+                             i / ((size_t)s->dims[1] * s->dims[2] * s->dims[3]),
+                             i / ((size_t)s->dims[2] * s->dims[3]) % (size_t)s->dims[1],
+                             i / (size_t)s->dims[3] % (size_t)s->dims[2],
+                             i % (size_t)s->dims[3]);
                 CHECK_NEAR(e, g, tol, "%s %s %s", golden_path, s->what, label);
             }
             r = isnan(r) ? INFINITY : r;
@@ -229,6 +243,23 @@ static void test_tensor_table_matches_twin(void)
     golden_close(&g);
 }
 
+static void test_init_matches_twin(void)
+{
+    golden g;
+    if (!golden_open(&g))
+        return;
+    size_t np = bfn_net_param_count(g.net);
+    const uint64_t *seed = section(&g, "init.seed", BFN_MODEL_U64, 1);
+    const float *e = section(&g, "init.params", BFN_MODEL_F32, np);
+    if (seed && e) {
+        bfn_net_init_params(g.net, seed[0]);
+        /* the same streams and the same double arithmetic: equal to the last bit or so */
+        compare(&(cmp_spec){"init weights", g.net, 1e-7, 0.0, 0.0, NULL, {0, 0, 0, 0}}, e,
+                bfn_net_params(g.net), np);
+    }
+    golden_close(&g);
+}
+
 /* Runs the stored forward/backward; fills logits, per-image loss, grads, dx. */
 static int run_forward_backward(golden *g, float *logits, double *loss, float *dx)
 {
@@ -272,13 +303,16 @@ static void test_logits_loss_and_gradients_match_twin(void)
     double *loss = calloc((size_t)g.B, sizeof(double));
     if (e_logits && e_loss && e_grads && e_dx && zero && logits && dx && loss &&
         run_forward_backward(&g, logits, loss, dx)) {
-        compare(&(cmp_spec){"logits", NULL, 1e-4, 1e-2, 0.0, NULL}, e_logits, logits, nl);
+        const bfn_net_config *nc = &g.meta.config;
+        compare(&(cmp_spec){"logits", NULL, 1e-4, 1e-2, 0.0, NULL,
+                            {g.B, g.out_ch, nc->H, nc->W}}, e_logits, logits, nl);
         for (int b = 0; b < g.B; b++)
             CHECK_REL(f64_of(e_loss[b]), loss[b], 1e-5, 1e-6, "%s loss of image %d", golden_path,
                       b);
         const float *grads = bfn_net_grads(g.net);
-        compare(&(cmp_spec){"param grads", g.net, 1e-3, 1e-2, 0.0, zero}, e_grads, grads, np);
-        compare(&(cmp_spec){"input grad", NULL, 1e-3, 1e-2, 0.0, NULL}, e_dx, dx, nx);
+        compare(&(cmp_spec){"param grads", g.net, 1e-3, 1e-2, 0.0, zero, {0, 0, 0, 0}}, e_grads, grads, np);
+        compare(&(cmp_spec){"input grad", NULL, 1e-3, 1e-2, 0.0, NULL,
+                            {g.B, g.in_ch, nc->H, nc->W}}, e_dx, dx, nx);
         /* exactly zero in exact arithmetic: rounding-level here */
         double gmax = max_abs(e_grads, np), zmax = 0.0;
         for (size_t i = 0; i < np; i++)
@@ -324,9 +358,9 @@ static void test_adamw_steps_match_twin(void)
     const float *e_ema = section(&g, "train.ema", BFN_MODEL_F32, np);
     const float *e_m = section(&g, "train.adam_m", BFN_MODEL_F32, np);
     const float *e_v = section(&g, "train.adam_v", BFN_MODEL_F32, np);
-    const uint8_t *zero = section(&g, "train.zero_grad", BFN_MODEL_U8, np);
+    const uint8_t *loose = section(&g, "train.loose", BFN_MODEL_U8, np);
     const float *p0 = section(&g, "params", BFN_MODEL_F32, np);
-    if (!w || !bx || !stats || !e_p || !e_ema || !e_m || !e_v || !zero || !p0) {
+    if (!w || !bx || !stats || !e_p || !e_ema || !e_m || !e_v || !loose || !p0) {
         golden_close(&g);
         return;
     }
@@ -362,21 +396,32 @@ static void test_adamw_steps_match_twin(void)
         lr_sum += e_lr;
     }
     if (ok) {
-        compare(&(cmp_spec){"adam m", g.net, 1e-3, 1e-2, 0.0, zero}, e_m,
+        compare(&(cmp_spec){"adam m", g.net, 1e-3, 1e-2, 0.0, loose, {0, 0, 0, 0}}, e_m,
                 bfn_trainer_adam_m(tr), np);
-        compare(&(cmp_spec){"adam v", g.net, 2e-3, 1e-2, 0.0, zero}, e_v,
+        compare(&(cmp_spec){"adam v", g.net, 2e-3, 1e-2, 0.0, loose, {0, 0, 0, 0}}, e_v,
                 bfn_trainer_adam_v(tr), np);
-        compare(&(cmp_spec){"weights", g.net, 1e-5, 0.0, 1e-3 * lr_sum, zero}, e_p,
+        compare(&(cmp_spec){"weights", g.net, 1e-5, 0.0, 1e-3 * lr_sum, loose, {0, 0, 0, 0}}, e_p,
                 bfn_net_params(g.net), np);
-        compare(&(cmp_spec){"ema weights", g.net, 1e-5, 0.0, 1e-3 * lr_sum, zero}, e_ema,
+        compare(&(cmp_spec){"ema weights", g.net, 1e-5, 0.0, 1e-3 * lr_sum, loose, {0, 0, 0, 0}}, e_ema,
                 bfn_trainer_ema(tr), np);
-        /* zero-by-symmetry elements: Adam moves them by at most a few lr */
+        /* Loose elements (a gradient near 0 in some step, where Adam's update
+         * is set by rounding): each Adam step moves a weight by at most about
+         * its lr, decay aside (these are mostly biases). A bound this wide
+         * still catches a missing or doubled update. */
         const float *p = bfn_net_params(g.net);
-        size_t far = 0;
-        for (size_t i = 0; i < np; i++)
-            if (zero[i] && fabs((double)p[i] - (double)p0[i]) > 3.0 * lr_sum)
+        size_t n_loose = 0, far = 0;
+        for (size_t i = 0; i < np; i++) {
+            if (!loose[i])
+                continue;
+            n_loose++;
+            if (fabs((double)p[i] - (double)e_p[i]) > 3.0 * lr_sum)
                 far++;
-        CHECK(far == 0, "%s: %zu key-bias weights moved more than 3 * sum(lr)", golden_path, far);
+        }
+        CHECK(far == 0, "%s: %zu loosely compared weights differ by more than 3 * sum(lr) = %g",
+              golden_path, far, 3.0 * lr_sum);
+        CHECK(n_loose * 100 <= np, "%s: %zu of %zu weights marked loose (at most 1%%)",
+              golden_path, n_loose, np);
+        printf("    %zu of %zu weights compared loosely\n", n_loose, np);
     }
     bfn_trainer_destroy(tr);
     golden_close(&g);
@@ -389,6 +434,7 @@ int main(int argc, char **argv)
         golden_path = argc > 1 ? argv[i + 1] : default_files[i];
         printf("golden file %s\n", golden_path);
         RUN(test_tensor_table_matches_twin);
+        RUN(test_init_matches_twin);
         RUN(test_logits_loss_and_gradients_match_twin);
         RUN(test_adamw_steps_match_twin);
     }
