@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(cmake gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev)
+PKGS=(cmake gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libsdl2-dev libsdl2-ttf-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

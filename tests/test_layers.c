@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bfn/gemm.h"
 #include "bfn/rng.h"
 #include "check.h"
 #include "net/layers.h"
+#include "net/pool.h"
+#include "net/vec.h"
 
 /* ---- helpers ---- */
 
@@ -337,9 +340,9 @@ static void gn_gradcheck(int silu)
     memcpy(dout, c.r, sizeof(float) * n);
     if (silu)
         bfn_groupnorm_silu_backward(din, dg, db, dout, c.in, c.mean, c.rstd, c.gamma, c.beta, B, C,
-                                    HW, G);
+                                    HW, G, 1);
     else
-        bfn_groupnorm_backward(din, dg, db, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW, G);
+        bfn_groupnorm_backward(din, dg, db, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW, G, 1);
     gc_var v[] = {{"in", c.in, din, n}, {"gamma", c.gamma, dg, C}, {"beta", c.beta, db, C}};
     gradcheck(silu ? "groupnorm+silu" : "groupnorm", gn_loss, &c, v, 3, 1e-2f, 1e-2, 1e-3, 200);
     free(c.in);
@@ -841,7 +844,7 @@ static void test_attention_gradients(void)
     bfn_attn_params p = {c.p[0], c.p[1], c.p[2], c.p[3], c.p[4], c.p[5]};
     bfn_attn_grads ag = {g[0], g[1], g[2], g[3], g[4], g[5]};
     attn_loss(&c);
-    bfn_attention_backward(din, &ag, c.r, c.in, &c.sv, &p, c.ws, B, &c.s);
+    bfn_attention_backward(din, &ag, c.r, c.in, &c.sv, &p, c.ws, B, &c.s, 1);
     gc_var v[] = {{"in", c.in, din, n},          {"norm.w", c.p[0], g[0], sz[0]},
                   {"norm.b", c.p[1], g[1], sz[1]}, {"qkv.w", c.p[2], g[2], sz[2]},
                   {"qkv.b", c.p[3], g[3], sz[3]},  {"proj.w", c.p[4], g[4], sz[4]},
@@ -851,6 +854,328 @@ static void test_attention_gradients(void)
     for (int i = 0; i < 6; i++)
         free(g[i]);
     attn_free(&c);
+}
+
+
+/* ---- direct kernels, pieces, vector kernels, pool ---- */
+
+/* Shapes the direct kernels treat differently: stride-1 "same" (padded
+ * grid, rows of 28, 14, 7 and 5 wide), 1x1 in place, stride 2 (packed
+ * panels); channel counts at and past one register tile. */
+static const bfn_conv2d_shape direct_cases[] = {
+    {.cin = 3, .h = 28, .w = 28, .cout = 8, .k = 3, .stride = 1, .pad = 1},
+    {.cin = 16, .h = 14, .w = 14, .cout = 32, .k = 3, .stride = 1, .pad = 1},
+    {.cin = 5, .h = 7, .w = 7, .cout = 16, .k = 3, .stride = 1, .pad = 1},
+    {.cin = 4, .h = 6, .w = 5, .cout = 24, .k = 5, .stride = 1, .pad = 2},
+    {.cin = 7, .h = 9, .w = 11, .cout = 8, .k = 1, .stride = 1, .pad = 0},
+    {.cin = 6, .h = 14, .w = 14, .cout = 16, .k = 3, .stride = 2, .pad = 1},
+    {.cin = 8, .h = 14, .w = 14, .cout = 64, .k = 3, .stride = 1, .pad = 1},
+    {.cin = 9, .h = 5, .w = 6, .cout = 48, .k = 1, .stride = 1, .pad = 0},
+};
+#define N_DIRECT ((int)(sizeof direct_cases / sizeof direct_cases[0]))
+
+/* Every kernel set this CPU has, on ranges that cut rows anywhere, against
+ * the double-precision definition; and the same bits whatever the split. */
+static void test_direct_conv_kernels_match_definition_and_any_split(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 31, 0);
+    int best = bfn_convk_isa(), runs = 0;
+    for (int isa = BFN_CONVK_AVX2; isa <= best; isa++) {
+        for (int c = 0; c < N_DIRECT; c++) {
+            const bfn_conv2d_shape *s = &direct_cases[c];
+            int n1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
+            size_t nin = (size_t)s->cin * s->h * s->w, nout = (size_t)s->cout * n1;
+            size_t nw = (size_t)s->cout * s->cin * s->k * s->k;
+            float *in = rvec(nin, &r, -1, 1), *w = rvec(nw, &r, -1, 1);
+            float *bias = rvec(s->cout, &r, -1, 1), *add = rvec(nout, &r, -1, 1);
+            float *whole = fvec(nout), *split = fvec(nout);
+            float *ws = fvec(bfn_convk_workspace(s));
+            double *ref = calloc(nout, sizeof(double));
+            conv_direct(ref, in, w, bias, 1, s);
+            bfn_convk_forward_isa(isa, whole, in, w, bias, add, ws, s, 0, n1);
+            double worst = 0.0;
+            for (size_t i = 0; i < nout; i++)
+                worst = fmax(worst, fabs(whole[i] - (ref[i] + add[i])));
+            CHECK_NEAR(0.0, worst, 2e-6 * s->cin * s->k * s->k,
+                       "isa %d case %d: max |kernel − definition|", isa, c);
+            /* cuts at odd places, computed last piece first */
+            int cuts[] = {n1, n1 * 2 / 3 + 1, n1 / 3 - 1, 5, 0};
+            for (int i = 0; i + 1 < 5; i++)
+                if (cuts[i + 1] < cuts[i] && cuts[i + 1] >= 0)
+                    bfn_convk_forward_isa(isa, split, in, w, bias, add, ws, s, cuts[i + 1], cuts[i]);
+            CHECK(memcmp(whole, split, sizeof(float) * nout) == 0,
+                  "isa %d case %d: split ranges give the same bits", isa, c);
+            /* add may be out itself, bias may be absent */
+            memcpy(split, add, sizeof(float) * nout);
+            bfn_convk_forward_isa(isa, split, in, w, NULL, split, ws, s, 0, n1);
+            worst = 0.0;
+            for (size_t i = 0; i < nout; i++)
+                worst = fmax(worst, fabs(split[i] - (ref[i] - bias[i / n1] + add[i])));
+            CHECK_NEAR(0.0, worst, 2e-6 * s->cin * s->k * s->k,
+                       "isa %d case %d: in-place add, no bias", isa, c);
+            runs++;
+            free(in), free(w), free(bias), free(add), free(whole), free(split), free(ws);
+            free(ref);
+        }
+    }
+    printf("  kernel sets on this CPU: %s, %d shape runs\n",
+           best == BFN_CONVK_AVX512 ? "AVX2, AVX-512" : best == BFN_CONVK_AVX2 ? "AVX2" : "none",
+           runs);
+}
+
+static void test_direct_weight_grad_matches_gemm(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 32, 0);
+    int checked = 0;
+    for (int c = 0; c < N_DIRECT; c++) {
+        const bfn_conv2d_shape *s = &direct_cases[c];
+        if (!bfn_convk_dw_supported(s))
+            continue;
+        int n1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s), kk = s->cin * s->k * s->k;
+        size_t nin = (size_t)s->cin * s->h * s->w, nout = (size_t)s->cout * n1;
+        float *in = rvec(nin, &r, -1, 1), *dout = rvec(nout, &r, -1, 1);
+        float *dw = rvec((size_t)s->cout * kk, &r, -1, 1), *ref = fvec((size_t)s->cout * kk);
+        float *col = fvec((size_t)kk * n1), *ws = fvec(bfn_convk_dw_workspace(s));
+        memcpy(ref, dw, sizeof(float) * s->cout * kk);
+        bfn_im2col(col, n1, in, s);
+        bfn_gemm_naive(0, 1, s->cout, kk, n1, 1.0f, dout, n1, col, n1, 1.0f, ref, kk);
+        /* transposed: dwᵀ starts as the transpose of dw's start */
+        float *dwt = fvec((size_t)s->cout * kk);
+        for (int co = 0; co < s->cout; co++)
+            for (int j = 0; j < kk; j++)
+                dwt[(size_t)j * s->cout + co] = dw[(size_t)co * kk + j];
+        bfn_convk_weight_grad(dw, 0, dout, in, ws, s);
+        bfn_convk_weight_grad(dwt, 1, dout, in, ws, s);
+        double worst = 0.0;
+        int same = 1;
+        for (int co = 0; co < s->cout; co++)
+            for (int j = 0; j < kk; j++) {
+                worst = fmax(worst, fabs(dw[(size_t)co * kk + j] - ref[(size_t)co * kk + j]));
+                same &= dw[(size_t)co * kk + j] == dwt[(size_t)j * s->cout + co];
+            }
+        CHECK_NEAR(0.0, worst, 2e-6 * n1, "case %d: max |kernel dW − gemm dW| (accumulated)", c);
+        CHECK(same, "case %d: transposed layout holds the same values", c);
+        free(dwt);
+        checked++;
+        free(in), free(dout), free(dw), free(ref), free(col), free(ws);
+    }
+    CHECK(checked >= (bfn_convk_isa() == BFN_CONVK_AVX512 ? 4 : 0),
+          "%d shapes went through the dW kernel", checked);
+}
+
+/* The layer's forward in its fixed pieces, pieces computed in either order
+ * and by the range function, gives identical bits; the backward through
+ * the flipped kernel equals the col2im adjoint. */
+static void test_conv_pieces_are_fixed_and_transposed_backward_matches_col2im(void)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 33, 0);
+    for (int c = 0; c < N_DIRECT; c++) {
+        const bfn_conv2d_shape *s = &direct_cases[c];
+        int n1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s), P = bfn_conv2d_pieces(s);
+        size_t nin = (size_t)s->cin * s->h * s->w, nout = (size_t)s->cout * n1;
+        size_t nw = (size_t)s->cout * s->cin * s->k * s->k;
+        float *in = rvec(nin, &r, -1, 1), *w = rvec(nw, &r, -1, 1), *bias = rvec(s->cout, &r, -1, 1);
+        float *a = fvec(nout), *b = fvec(nout), *ws = fvec(bfn_conv2d_workspace(s, 1));
+        bfn_conv2d_forward(a, in, w, bias, ws, 1, s, 0);
+        int covered = 0;
+        for (int q = P - 1; q >= 0; q--) {
+            int p0, p1;
+            bfn_conv2d_piece(s, q, &p0, &p1);
+            covered += p1 - p0;
+            bfn_conv2d_forward_range(b, in, w, bias, NULL, ws + (size_t)q * bfn_conv2d_piece_ws(s),
+                                     s, p0, p1);
+        }
+        CHECK(covered == n1 && memcmp(a, b, sizeof(float) * nout) == 0,
+              "case %d: %d pieces cover %d of %d positions with the same bits", c, P, covered, n1);
+        if (bfn_conv2d_transposable(s)) {
+            float *dout = rvec(nout, &r, -1, 1), *wt = fvec(bfn_conv2d_flipped_size(s));
+            float *d1 = rvec(nin, &r, -1, 1), *d2 = fvec(nin);
+            float *col = fvec(bfn_conv2d_col_size(s)), *dcol = fvec((size_t)s->cin * s->k * s->k * n1);
+            memcpy(d2, d1, sizeof(float) * nin);
+            bfn_conv2d_flip_weights(wt, w, s);
+            bfn_conv2d_backward_image(d1, 1, NULL, NULL, dout, in, w, wt, col, s);
+            bfn_gemm_naive(1, 0, s->cin * s->k * s->k, n1, s->cout, 1.0f, w, s->cin * s->k * s->k,
+                           dout, n1, 0.0f, dcol, n1);
+            bfn_col2im(d2, dcol, n1, s);
+            double worst = 0.0;
+            for (size_t i = 0; i < nin; i++)
+                worst = fmax(worst, fabs(d1[i] - d2[i]));
+            CHECK_NEAR(0.0, worst, 2e-6 * s->cout * s->k * s->k,
+                       "case %d: din by flipped kernel vs col2im", c);
+            /* din_accumulate = 0 overwrites */
+            bfn_conv2d_backward_image(d1, 0, NULL, NULL, dout, in, w, wt, col, s);
+            memset(d2, 0, sizeof(float) * nin);
+            bfn_col2im(d2, dcol, n1, s);
+            worst = 0.0;
+            for (size_t i = 0; i < nin; i++)
+                worst = fmax(worst, fabs(d1[i] - d2[i]));
+            CHECK_NEAR(0.0, worst, 2e-6 * s->cout * s->k * s->k, "case %d: din overwritten", c);
+            free(dout), free(wt), free(d1), free(d2), free(col), free(dcol);
+        }
+        free(in), free(w), free(bias), free(a), free(b), free(ws);
+    }
+}
+
+/* The 8-wide kernels against the plain C ones, on lengths that leave every
+ * tail size, with values that reach the exp clamp; and NaN propagates.
+ * The vector code forms v = a·x + c with one rounding (FMA), the C code
+ * with two; exp turns that 1-ulp difference in v into a relative
+ * difference of about |v| ulp, which the tolerances allow for. */
+static void vector_vs_scalar(int level)
+{
+    const bfn_vec_kernels *c = bfn_vec_kernels_get(0), *v = bfn_vec_kernels_get(level);
+    if (!v) {
+        printf("  no level %d kernels on this CPU: skipped\n", level);
+        return;
+    }
+    bfn_rng r;
+    bfn_rng_init(&r, 34, 0);
+    double worst = 0.0, worst_sum = 0.0; /* in units of the tolerance */
+    for (size_t n = 1; n <= 67; n += 3) {
+        float *x = rvec(n, &r, -30, 30), *d = rvec(n, &r, -2, 2);
+        float *yc = fvec(n), *yv = fvec(n), *dc = fvec(n), *dv = fvec(n);
+        uint8_t *mask = malloc(n);
+        for (size_t i = 0; i < n; i++)
+            mask[i] = (uint8_t)(i % 3 != 0);
+        x[0] = -100.0f; /* past the clamp */
+        for (int silu = 0; silu <= 1; silu++) {
+            c->affine(yc, x, n, 0.7f, 0.2f, silu);
+            v->affine(yv, x, n, 0.7f, 0.2f, silu);
+            for (size_t i = 0; i < n; i++) {
+                double vv = fabs(0.7 * x[i] + 0.2);
+                worst = fmax(worst, fabs(yc[i] - yv[i]) / (1e-6 * (1.0 + vv) * fabs(yc[i]) + 1e-37));
+            }
+        }
+        memcpy(dc, d, sizeof(float) * n);
+        memcpy(dv, d, sizeof(float) * n);
+        double s1 = 0, s2 = 0, t1 = 0, t2 = 0, diff = 0, diffx = 0, ad = 0;
+        c->silu_grad_sums(dc, x, n, 0.3f, -0.1f, &s1, &t1);
+        v->silu_grad_sums(dv, x, n, 0.3f, -0.1f, &s2, &t2);
+        for (size_t i = 0; i < n; i++) {
+            double vv = fabs(0.3 * x[i] - 0.1);
+            worst = fmax(worst, fabs(dc[i] - dv[i]) / (1e-6 * (1.0 + vv) * fabs(d[i]) + 1e-37));
+            diff += fabs(dc[i] - dv[i]);
+            diffx += fabs((double)(dc[i] - dv[i]) * x[i]);
+            ad += fabs(dc[i]) + fabs((double)dc[i] * x[i]);
+        }
+        /* the sums differ by what their terms differ by, plus double rounding */
+        worst_sum = fmax(worst_sum, fabs(s1 - s2) / (diff + 1e-12 * ad + 1e-300));
+        worst_sum = fmax(worst_sum, fabs(t1 - t2) / (diffx + 1e-12 * ad + 1e-300));
+        double ax = 0.0;
+        for (size_t i = 0; i < n; i++)
+            ax += fabs(x[i]) + fabs((double)d[i] * x[i]) + fabs(d[i]);
+        worst_sum = fmax(worst_sum, fabs(c->sum(x, n) - v->sum(x, n)) / (1e-12 * ax));
+        double sq = c->sumsq_dev(x, n, 0.5);
+        worst_sum = fmax(worst_sum, fabs(sq - v->sumsq_dev(x, n, 0.5)) / (1e-12 * sq));
+        s1 = s2 = t1 = t2 = 0;
+        c->sums2(d, x, n, &s1, &t1);
+        v->sums2(d, x, n, &s2, &t2);
+        worst_sum = fmax(worst_sum, (fabs(s1 - s2) + fabs(t1 - t2)) / (1e-12 * ax));
+        for (int acc = 0; acc <= 1; acc++) {
+            for (size_t i = 0; i < n; i++)
+                yc[i] = yv[i] = (float)i;
+            c->lincomb(yc, d, x, n, 0.5f, -0.25f, 0.125f, acc);
+            v->lincomb(yv, d, x, n, 0.5f, -0.25f, 0.125f, acc);
+            /* relative to the terms' size: the two round the sum differently */
+            for (size_t i = 0; i < n; i++)
+                worst = fmax(worst, fabs(yc[i] - yv[i]) /
+                                        (1e-6 * (fabs(0.5 * d[i]) + fabs(0.25 * x[i]) + 0.125 + i)));
+        }
+        double ec = c->exp_shift(yc, x, n, 5.0f), ev = v->exp_shift(yv, x, n, 5.0f);
+        for (size_t i = 0; i < n; i++)
+            worst = fmax(worst, fabs(yc[i] - yv[i]) / (4e-7 * fabs(yc[i]) + 1e-37));
+        worst_sum = fmax(worst_sum, fabs(ec - ev) / (4e-7 * ec));
+        c->mask_scale(yc, x, mask, n, 1.25f);
+        v->mask_scale(yv, x, mask, n, 1.25f);
+        c->add_const(dc, x, n, 0.5f);
+        v->add_const(dv, x, n, 0.5f);
+        int exact = memcmp(yc, yv, sizeof(float) * n) == 0 && memcmp(dc, dv, sizeof(float) * n) == 0;
+        c->add(dc, x, n);
+        v->add(dv, x, n);
+        exact = exact && memcmp(dc, dv, sizeof(float) * n) == 0;
+        CHECK(exact, "n = %zu: mask_scale, add_const, add give the same bits", n);
+        free(x), free(d), free(yc), free(yv), free(dc), free(dv), free(mask);
+    }
+    printf("  level %d: worst difference / tolerance: elementwise %.3f, sums %.3f\n", level, worst,
+           worst_sum);
+    CHECK(worst <= 1.0, "elementwise results within tolerance (worst %.3f of it)", worst);
+    CHECK(worst_sum <= 1.0, "sums within tolerance (worst %.3f of it)", worst_sum);
+    float nan_in[9], out[9];
+    for (int i = 0; i < 9; i++)
+        nan_in[i] = i == 4 ? NAN : 1.0f;
+    v->affine(out, nan_in, 9, 1.0f, 0.0f, 1);
+    CHECK(isnan(out[4]) && !isnan(out[3]), "SiLU of NaN is NaN, neighbours unaffected");
+}
+
+static void test_vector_kernels_match_scalar_versions(void)
+{
+    vector_vs_scalar(1); /* AVX2 */
+    vector_vs_scalar(2); /* AVX-512 */
+}
+
+static void test_dropout_mask_range_matches_whole_mask(void)
+{
+    bfn_rng r, w;
+    bfn_rng_init(&r, 35, 0);
+    size_t n = 101;
+    uint8_t whole[101], part[101];
+    w = r;
+    bfn_dropout_mask(whole, n, 0.3f, &w);
+    int bad = 0;
+    for (size_t a = 0; a < n; a += 7)
+        for (size_t b = a; b <= n; b += 13) {
+            bfn_dropout_mask_range(part, a, b, 0.3f, &r);
+            bad += b > a && memcmp(part, whole + a, b - a) != 0;
+        }
+    CHECK(bad == 0, "%d sub-ranges differ from the whole mask", bad);
+}
+
+typedef struct {
+    atomic_int hits[8];
+    int order_bad;
+    atomic_int phase_count;
+    bfn_barrier bar;
+} pool_ctx;
+
+static void pool_fn(void *arg, int tid, int n)
+{
+    pool_ctx *c = arg;
+    atomic_fetch_add(&c->hits[tid], 1);
+    for (int phase = 0; phase < 50; phase++) {
+        atomic_fetch_add(&c->phase_count, 1);
+        bfn_barrier_wait(&c->bar);
+        /* after the barrier every thread has counted this phase */
+        if (atomic_load(&c->phase_count) < (phase + 1) * n)
+            c->order_bad = 1;
+        bfn_barrier_wait(&c->bar);
+    }
+}
+
+static void test_pool_runs_each_thread_once_and_barrier_separates_phases(void)
+{
+    bfn_pool *p = bfn_pool_create();
+    CHECK(p != NULL, "pool created");
+    for (int n = 1; n <= 3; n++) {
+        for (int rep = 0; rep < 20; rep++) {
+            pool_ctx c;
+            memset(&c, 0, sizeof c);
+            for (int i = 0; i < 8; i++)
+                atomic_init(&c.hits[i], 0);
+            atomic_init(&c.phase_count, 0);
+            int used = bfn_pool_reserve(p, n);
+            bfn_barrier_init(&c.bar, used);
+            int ran = bfn_pool_run(p, used, pool_fn, &c);
+            int bad = ran != used;
+            for (int i = 0; i < 8; i++)
+                bad += atomic_load(&c.hits[i]) != (i < used ? 1 : 0);
+            CHECK(bad == 0 && !c.order_bad, "n = %d rep %d: each of %d threads ran once, phases "
+                  "ordered", n, rep, used);
+        }
+    }
+    bfn_pool_destroy(p);
 }
 
 int main(void)
@@ -876,5 +1201,11 @@ int main(void)
     RUN(test_add_channel_gradients);
     RUN(test_attention_matches_reference);
     RUN(test_attention_gradients);
+    RUN(test_direct_conv_kernels_match_definition_and_any_split);
+    RUN(test_direct_weight_grad_matches_gemm);
+    RUN(test_conv_pieces_are_fixed_and_transposed_backward_matches_col2im);
+    RUN(test_vector_kernels_match_scalar_versions);
+    RUN(test_dropout_mask_range_matches_whole_mask);
+    RUN(test_pool_runs_each_thread_once_and_barrier_separates_phases);
     return check_finish();
 }

@@ -4,6 +4,8 @@
 #ifndef BFN_GEMM_H
 #define BFN_GEMM_H
 
+#include <stddef.h>
+
 void bfn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
@@ -13,7 +15,14 @@ void bfn_gemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc);
 
-/* Threads BLAS may use (<= 0: leave as configured). Returns the previous value. */
+/* Threads the engine may use for matrix work (<= 0: leave as configured):
+ * BLAS's own threads, and inside the network the engine's threads, which
+ * then run BLAS single-threaded. Returns the previous value. */
 int bfn_gemm_set_threads(int n);
+
+/* Writes one line (at most size bytes with the terminating 0) naming the
+ * BLAS library, its kernel (core) type and the engine's own convolution
+ * kernels, e.g. for benchmark reports. */
+void bfn_gemm_describe(char *buf, size_t size);
 
 #endif

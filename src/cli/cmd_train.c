@@ -191,11 +191,19 @@ int cmd_train(int argc, char **argv)
         if (st == BFN_OK) {
             images_seen = (int64_t)meta.images_seen;
             const bfn_net_config *nc = bfn_net_get_config(net);
-            if (nc->H != bfn_source_height(train_src) || nc->W != bfn_source_width(train_src)) {
+            uint64_t run_seed = bfn_trainer_config(tr)->seed;
+            if (run_seed != tc.seed) {
+                /* two-digit images are a function of the seed: continue on the run's own */
+                bfn_source_destroy(train_src);
+                train_src = NULL;
+                st = bfn_source_create(&train_src, kind, data_dir, BFN_SPLIT_TRAIN, run_seed, &err);
+            }
+            if (st == BFN_OK &&
+                (nc->H != bfn_source_height(train_src) || nc->W != bfn_source_width(train_src))) {
                 st = bfn_err_set(&err, BFN_ERR_MISMATCH, "%s is a %dx%d model but %s images are %dx%d",
                                  ckpt, nc->H, nc->W, data, bfn_source_height(train_src),
                                  bfn_source_width(train_src));
-            } else {
+            } else if (st == BFN_OK) {
                 bfn_trainer_set_total_steps(tr, steps);
                 fprintf(stderr, "bfn train: resuming %s at step %lld (%lld images seen)\n", ckpt,
                         (long long)bfn_trainer_steps(tr), (long long)images_seen);

@@ -1,6 +1,9 @@
 #include "bfn/gemm.h"
 
 #include <cblas.h>
+#include <stdio.h>
+
+#include "net/layers.h"
 
 void bfn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb,
@@ -44,4 +47,13 @@ int bfn_gemm_set_threads(int n)
     if (n > 0)
         openblas_set_num_threads(n);
     return prev;
+}
+
+void bfn_gemm_describe(char *buf, size_t size)
+{
+    static const char *const names[] = {"none (BLAS only)", "AVX2+FMA", "AVX-512"};
+    int isa = bfn_convk_isa();
+    if (buf && size > 0)
+        snprintf(buf, size, "%s, core %s; convolution kernels: %s", openblas_get_config(),
+                 openblas_get_corename(), names[isa >= 0 && isa <= 2 ? isa : 0]);
 }

@@ -392,7 +392,9 @@ bfn_status bfn_trainer_load(const char *path, bfn_net **net_out, bfn_trainer **t
         .ema_decay = bitsd(w[16]),
     };
     if ((st = bfn_train_config_check(&c, err)) != BFN_OK) {
-        bfn_err_set(err, st, "%s: bad training state: %s", path, err ? err->msg : "");
+        char why[BFN_ERR_MSG_MAX]; /* err->msg cannot be both source and destination */
+        snprintf(why, sizeof why, "%s", err ? err->msg : "");
+        st = bfn_err_set(err, BFN_ERR_FORMAT, "%s: bad training state: %s", path, why);
         goto fail;
     }
     if ((int64_t)w[1] < 0) {
@@ -410,6 +412,15 @@ bfn_status bfn_trainer_load(const char *path, bfn_net **net_out, bfn_trainer **t
         (st = bfn_model_get(&secs, "adam_m", BFN_MODEL_F32, np, &am, err)) != BFN_OK ||
         (st = bfn_model_get(&secs, "adam_v", BFN_MODEL_F32, np, &av, err)) != BFN_OK)
         goto fail;
+    /* A negative second moment would turn the next update into sqrt(< 0) = NaN. */
+    for (uint64_t i = 0; i < np; i++)
+        if (((const float *)av)[i] < 0) {
+            st = bfn_err_set(err, BFN_ERR_FORMAT,
+                             "%s: section \"adam_v\" value %llu is %g (Adam second moments are "
+                             "never negative)",
+                             path, (unsigned long long)i, (double)((const float *)av)[i]);
+            goto fail;
+        }
     memcpy(bfn_net_params(net), raw, np * sizeof(float));
     if ((st = bfn_trainer_create(&tr, net, &c, err)) != BFN_OK)
         goto fail;

@@ -11,14 +11,7 @@
 
 #include "bfn/gemm.h"
 #include "net/layers.h"
-
-/* Workspace: h = GroupNorm(in) (B, C, HW), then for backward dh (B, C, HW),
- * dO (B, C, HW), dqkv (B, 3C, HW) and dP (HW, HW). */
-size_t bfn_attention_workspace(int B, const bfn_attn_shape *s)
-{
-    size_t chw = (size_t)B * s->C * s->HW;
-    return 6 * chw + (size_t)s->HW * s->HW;
-}
+#include "net/vec.h"
 
 static bfn_conv2d_shape pointwise(int cin, int cout, int HW)
 {
@@ -26,51 +19,100 @@ static bfn_conv2d_shape pointwise(int cin, int cout, int HW)
     return c;
 }
 
-static void softmax_rows(float *a, int rows, int cols)
+/* The projection's pieces: two halves of its output channels when the
+ * halves suit the conv kernels' tiles, else one. */
+static int proj_pieces(const bfn_attn_shape *s)
 {
-    for (int i = 0; i < rows; i++) {
-        float *r = a + (size_t)i * cols;
-        float m = r[0];
-        for (int j = 1; j < cols; j++)
-            m = r[j] > m ? r[j] : m;
-        double sum = 0.0;
-        for (int j = 0; j < cols; j++) {
-            r[j] = expf(r[j] - m);
-            sum += r[j];
+    return s->C % 16 == 0 ? 2 : 1;
+}
+
+/* Floats of the 1x1-conv workspace each of the 3 + 2 conv pieces uses. */
+static size_t conv_piece_ws(const bfn_attn_shape *s)
+{
+    bfn_conv2d_shape c = pointwise(s->C, s->C, s->HW);
+    return bfn_conv2d_piece_ws(&c);
+}
+
+/* Workspace: forward, per image, h = GroupNorm(in) (C, HW) and the five
+ * conv pieces' blocks; backward, for B images, h, dh, dO (B, C, HW), dqkv
+ * (B, 3C, HW) and dP (HW, HW). */
+size_t bfn_attention_workspace(int B, const bfn_attn_shape *s)
+{
+    size_t chw = (size_t)s->C * s->HW;
+    size_t fwd = chw + 5 * conv_piece_ws(s);
+    size_t back = 6 * chw * B + (size_t)s->HW * s->HW;
+    return fwd > back ? fwd : back;
+}
+
+int bfn_attention_pieces(const bfn_attn_shape *s, int stage)
+{
+    switch (stage) {
+    case 0:
+        return s->groups;
+    case 1:
+        return 3;
+    case 2:
+        return s->heads;
+    default:
+        return proj_pieces(s);
+    }
+}
+
+void bfn_attention_forward_piece(float *out, const bfn_attn_saved *sv, const float *in,
+                                 const bfn_attn_params *p, float *ws, const bfn_attn_shape *s,
+                                 int stage, int q)
+{
+    int C = s->C, HW = s->HW, nh = s->heads, d = C / nh;
+    size_t chw = (size_t)C * HW, cw = conv_piece_ws(s);
+    float *h = ws;
+    if (stage == 0) { /* h = GroupNorm(in), group q */
+        int cg = C / s->groups;
+        size_t off = (size_t)q * cg * HW;
+        bfn_groupnorm_forward(h + off, sv->mean + q, sv->rstd + q, in + off, p->norm_w + q * cg,
+                              p->norm_b + q * cg, 1, cg, HW, 1);
+    } else if (stage == 1) { /* block q of [Q | K | V] = qkv conv of h */
+        bfn_conv2d_shape c = pointwise(C, C, HW);
+        bfn_conv2d_forward_range(sv->qkv + q * chw, h, p->qkv_w + (size_t)q * C * C,
+                                 p->qkv_b + q * C, NULL, ws + chw + q * cw, &c, 0, HW);
+    } else if (stage == 2) { /* head q: P = softmax(QᵀK/√d) (HW, HW), O = V·Pᵀ (d, HW) */
+        const float *qq = sv->qkv + (size_t)q * d * HW;
+        const float *k = qq + chw, *v = qq + 2 * chw;
+        float *a = sv->att + (size_t)q * HW * HW, *o = sv->o + (size_t)q * d * HW;
+        bfn_gemm(1, 0, HW, HW, d, 1.0f / sqrtf((float)d), qq, HW, k, HW, 0.0f, a, HW);
+        for (int i = 0; i < HW; i++) {
+            float *r = a + (size_t)i * HW, m = r[0];
+            for (int j = 1; j < HW; j++)
+                m = r[j] > m ? r[j] : m;
+            bfn_vec_affine(r, r, HW, (float)(1.0 / bfn_vec_exp_shift(r, r, HW, m)), 0.0f, 0);
         }
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j < cols; j++)
-            r[j] *= inv;
+        bfn_gemm(0, 1, d, HW, HW, 1.0f, v, HW, a, HW, 0.0f, o, HW);
+    } else { /* out rows of piece q = in + proj(O) + bias */
+        int rows = C / proj_pieces(s), r0 = q * rows;
+        bfn_conv2d_shape c = pointwise(C, rows, HW);
+        bfn_conv2d_forward_range(out + (size_t)r0 * HW, sv->o, p->proj_w + (size_t)r0 * C,
+                                 p->proj_b + r0, in + (size_t)r0 * HW, ws + chw + (3 + q) * cw, &c,
+                                 0, HW);
     }
 }
 
 void bfn_attention_forward(float *out, const bfn_attn_saved *sv, const float *in,
                            const bfn_attn_params *p, float *ws, int B, const bfn_attn_shape *s)
 {
-    int C = s->C, HW = s->HW, nh = s->heads, d = C / nh;
-    float scale = 1.0f / sqrtf((float)d);
-    bfn_conv2d_shape qs = pointwise(C, 3 * C, HW), ps = pointwise(C, C, HW);
-    float *h = ws;
-    bfn_groupnorm_forward(h, sv->mean, sv->rstd, in, p->norm_w, p->norm_b, B, C, HW, s->groups);
-    bfn_conv2d_forward(sv->qkv, h, p->qkv_w, p->qkv_b, NULL, B, &qs, 0);
+    int C = s->C, HW = s->HW, nh = s->heads;
+    size_t chw = (size_t)C * HW;
     for (int b = 0; b < B; b++) {
-        for (int hd = 0; hd < nh; hd++) {
-            const float *q = sv->qkv + ((size_t)b * 3 * C + (size_t)hd * d) * HW;
-            const float *k = q + (size_t)C * HW, *v = q + (size_t)2 * C * HW;
-            float *a = sv->att + ((size_t)b * nh + hd) * HW * HW;
-            float *o = sv->o + ((size_t)b * C + (size_t)hd * d) * HW;
-            bfn_gemm(1, 0, HW, HW, d, scale, q, HW, k, HW, 0.0f, a, HW); /* S (HW, HW) */
-            softmax_rows(a, HW, HW);
-            bfn_gemm(0, 1, d, HW, HW, 1.0f, v, HW, a, HW, 0.0f, o, HW); /* O = V·Pᵀ (d, HW) */
-        }
+        bfn_attn_saved sb = {sv->mean + (size_t)b * s->groups, sv->rstd + (size_t)b * s->groups,
+                             sv->qkv + 3 * chw * b, sv->att + (size_t)b * nh * HW * HW,
+                             sv->o + chw * b};
+        for (int stage = 0; stage < 4; stage++)
+            for (int q = 0; q < bfn_attention_pieces(s, stage); q++)
+                bfn_attention_forward_piece(out + chw * b, &sb, in + chw * b, p, ws, s, stage, q);
     }
-    memcpy(out, in, sizeof(float) * B * C * HW);
-    bfn_conv2d_forward(out, sv->o, p->proj_w, p->proj_b, NULL, B, &ps, 1);
 }
 
 void bfn_attention_backward(float *din, const bfn_attn_grads *g, const float *dout,
                             const float *in, const bfn_attn_saved *sv, const bfn_attn_params *p,
-                            float *ws, int B, const bfn_attn_shape *s)
+                            float *ws, int B, const bfn_attn_shape *s, int accumulate)
 {
     int C = s->C, HW = s->HW, nh = s->heads, d = C / nh;
     float scale = 1.0f / sqrtf((float)d);
@@ -78,9 +120,11 @@ void bfn_attention_backward(float *din, const bfn_attn_grads *g, const float *do
     size_t chw = (size_t)B * C * HW;
     float *h = ws, *dh = ws + chw, *dO = ws + 2 * chw, *dqkv = ws + 3 * chw, *dP = ws + 6 * chw;
 
-    if (din)
+    if (din && accumulate)
         for (size_t i = 0; i < chw; i++)
             din[i] += dout[i];
+    else if (din)
+        memcpy(din, dout, sizeof(float) * chw);
     memset(dO, 0, sizeof(float) * chw);
     bfn_conv2d_backward(dO, g->proj_w, g->proj_b, dout, sv->o, p->proj_w, NULL, B, &ps);
 
@@ -112,5 +156,5 @@ void bfn_attention_backward(float *din, const bfn_attn_grads *g, const float *do
     memset(dh, 0, sizeof(float) * chw);
     bfn_conv2d_backward(dh, g->qkv_w, g->qkv_b, dqkv, h, p->qkv_w, NULL, B, &qs);
     bfn_groupnorm_backward(din, g->norm_w, g->norm_b, dh, in, sv->mean, sv->rstd, p->norm_w, B,
-                           C, HW, s->groups);
+                           C, HW, s->groups, 1);
 }

@@ -1,33 +1,42 @@
-/* 2-D convolution as im2col + one gemm (Chellapilla et al. 2006; darknet).
+/* 2-D convolution as im2col + gemm (Chellapilla et al. 2006; darknet), one
+ * image per gemm.
  *
- * At low resolution one image gives a gemm only Ho*Wo columns wide, which BLAS
- * runs poorly, so several images are packed side by side into one column
- * matrix of about CONV_COLS columns; their gemm output (cout, n*Ho*Wo) is then
- * scattered back to NCHW. At 28x28 each image is its own gemm and writes its
- * output in place. A 1x1 stride-1 unpadded conv needs no im2col at all: the
- * image (cin, HW) already is its column matrix. */
+ * Forward: out (cout, P) = w (cout, cin·k·k) · col (cin·k·k, P) over the
+ * output positions P of one image; the bias (or whatever the caller put in
+ * out) is the gemm's C with beta = 1, so nothing makes a second pass over
+ * out. An image's positions are always cut into the same pieces, one gemm
+ * each, whoever computes them: BLAS kernels round differently depending on
+ * a column's place in the call (edge blocks), so only identical calls give
+ * identical numbers. Two pieces let two threads share one image.
+ *
+ * Backward: dW += dout · colᵀ. For stride 1 and "same" padding, din is the
+ * convolution of dout with the flipped, transposed kernel wt (cin, cout, k,
+ * k), i.e. one more im2col + gemm written straight into din; no col2im
+ * scatter. Other shapes (stride 2) use dcol = wᵀ · dout and col2im.
+ * A 1x1 stride-1 unpadded conv needs no im2col: the image (cin, HW) already
+ * is its column matrix. */
 #include <string.h>
 
 #include "bfn/gemm.h"
 #include "net/layers.h"
-
-#define CONV_COLS 1024
+#include "net/vec.h"
 
 static int is_pointwise(const bfn_conv2d_shape *s)
 {
     return s->k == 1 && s->stride == 1 && s->pad == 0;
 }
 
-/* Images per gemm. */
-static int conv_chunk(const bfn_conv2d_shape *s, int B)
+int bfn_conv2d_transposable(const bfn_conv2d_shape *s)
 {
-    int n1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
-    int nb = CONV_COLS / n1;
-    if (nb < 1)
-        nb = 1;
-    if (nb > B)
-        nb = B;
-    return nb;
+    return !is_pointwise(s) && s->stride == 1 && 2 * s->pad == s->k - 1;
+}
+
+/* The convolution that maps dout to din when bfn_conv2d_transposable(s). */
+static bfn_conv2d_shape transposed(const bfn_conv2d_shape *s)
+{
+    bfn_conv2d_shape t = {.cin = s->cout, .h = s->h, .w = s->w, .cout = s->cin, .k = s->k,
+                          .stride = 1, .pad = s->pad};
+    return t;
 }
 
 /* Output columns ox whose input column ox*stride − pad + kx lies inside [0, w). */
@@ -45,38 +54,51 @@ static void valid_range(int *lo, int *hi, int w, int wo, int stride, int pad, in
     *hi = h;
 }
 
-void bfn_im2col(float *col, size_t ldcol, const float *in, const bfn_conv2d_shape *s)
+/* Columns p0..p1-1 (flattened output positions) of the column matrix. */
+static void im2col_range(float *col, size_t ldcol, const float *in, const bfn_conv2d_shape *s,
+                         int p0, int p1)
 {
-    int ho = bfn_conv2d_out_h(s), wo = bfn_conv2d_out_w(s), k = s->k, st = s->stride;
+    int wo = bfn_conv2d_out_w(s), k = s->k, st = s->stride;
+    int oy0 = p0 / wo, oy1 = (p1 + wo - 1) / wo;
     for (int ci = 0; ci < s->cin; ci++) {
         const float *src = in + (size_t)ci * s->h * s->w;
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
-                float *dst = col + ((size_t)(ci * k + ky) * k + kx) * ldcol;
+                float *row = col + ((size_t)(ci * k + ky) * k + kx) * ldcol;
                 int lo, hi;
                 valid_range(&lo, &hi, s->w, wo, st, s->pad, kx);
-                for (int oy = 0; oy < ho; oy++) {
-                    float *d = dst + (size_t)oy * wo;
+                for (int oy = oy0; oy < oy1; oy++) {
+                    /* this output row's slice [a, b) of [p0, p1), stored from d */
+                    int a = oy * wo < p0 ? p0 - oy * wo : 0;
+                    int b = (oy + 1) * wo > p1 ? p1 - oy * wo : wo;
+                    float *d = row + (oy * wo + a - p0);
                     int iy = oy * st - s->pad + ky;
                     if (iy < 0 || iy >= s->h) {
-                        memset(d, 0, sizeof(float) * wo);
+                        memset(d, 0, sizeof(float) * (b - a));
                         continue;
                     }
-                    /* input column of ox is base + ox*st, >= 0 for ox >= lo */
                     long base = (long)iy * s->w - s->pad + kx;
-                    for (int ox = 0; ox < lo; ox++)
-                        d[ox] = 0.0f;
-                    if (st == 1 && hi > lo)
-                        memcpy(d + lo, src + (base + lo), sizeof(float) * (hi - lo));
-                    else if (st != 1)
-                        for (int ox = lo; ox < hi; ox++)
-                            d[ox] = src[base + (long)ox * st];
-                    for (int ox = hi; ox < wo; ox++)
-                        d[ox] = 0.0f;
+                    int l = lo > a ? lo : a, h = hi < b ? hi : b;
+                    if (h < l)
+                        h = l;
+                    for (int ox = a; ox < l; ox++)
+                        d[ox - a] = 0.0f;
+                    if (st == 1)
+                        memcpy(d + (l - a), src + (base + l), sizeof(float) * (h - l));
+                    else
+                        for (int ox = l; ox < h; ox++)
+                            d[ox - a] = src[base + (long)ox * st];
+                    for (int ox = h; ox < b; ox++)
+                        d[ox - a] = 0.0f;
                 }
             }
         }
     }
+}
+
+void bfn_im2col(float *col, size_t ldcol, const float *in, const bfn_conv2d_shape *s)
+{
+    im2col_range(col, ldcol, in, s, 0, bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s));
 }
 
 void bfn_col2im(float *din, const float *col, size_t ldcol, const bfn_conv2d_shape *s)
@@ -103,132 +125,182 @@ void bfn_col2im(float *din, const float *col, size_t ldcol, const bfn_conv2d_sha
     }
 }
 
-size_t bfn_conv2d_workspace(const bfn_conv2d_shape *s, int B)
+int bfn_conv2d_pieces(const bfn_conv2d_shape *s)
 {
-    if (is_pointwise(s))
-        return 0;
-    size_t nb = (size_t)conv_chunk(s, B);
-    size_t cols = nb * bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
-    size_t kk = (size_t)s->cin * s->k * s->k;
-    /* column matrix, plus a (cout, cols) staging matrix when images are packed */
-    return kk * cols + (nb > 1 ? (size_t)s->cout * cols : 0);
+    return bfn_conv2d_out_h(s) >= 2 && bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s) >= 16 ? 2 : 1;
 }
 
-static void add_bias(float *out, const float *bias, int cout, int n)
+void bfn_conv2d_piece(const bfn_conv2d_shape *s, int q, int *p0, int *p1)
 {
-    for (int co = 0; co < cout; co++) {
-        float b = bias[co];
-        float *o = out + (size_t)co * n;
-        for (int i = 0; i < n; i++)
-            o[i] += b;
+    int n1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
+    if (bfn_conv2d_pieces(s) == 1) {
+        *p0 = 0;
+        *p1 = n1;
+        return;
     }
+    int mid = bfn_conv2d_out_h(s) / 2 * bfn_conv2d_out_w(s); /* whole output rows */
+    *p0 = q == 0 ? 0 : mid;
+    *p1 = q == 0 ? mid : n1;
+}
+
+size_t bfn_conv2d_piece_ws(const bfn_conv2d_shape *s)
+{
+    if (bfn_convk_supported(s))
+        return bfn_convk_workspace(s);
+    if (is_pointwise(s))
+        return 0;
+    int p0, p1, w = 0;
+    for (int q = 0; q < bfn_conv2d_pieces(s); q++) {
+        bfn_conv2d_piece(s, q, &p0, &p1);
+        w = p1 - p0 > w ? p1 - p0 : w;
+    }
+    return (size_t)s->cin * s->k * s->k * w;
+}
+
+size_t bfn_conv2d_col_size(const bfn_conv2d_shape *s)
+{
+    size_t n = bfn_conv2d_pieces(s) * bfn_conv2d_piece_ws(s);
+    if (bfn_convk_dw_supported(s) && bfn_convk_dw_workspace(s) > n)
+        n = bfn_convk_dw_workspace(s);
+    if (is_pointwise(s))
+        return n;
+    size_t dw = (size_t)s->cin * s->k * s->k * bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
+    n = dw > n ? dw : n;
+    if (bfn_conv2d_transposable(s)) {
+        bfn_conv2d_shape t = transposed(s);
+        size_t tr = bfn_convk_supported(&t) ? bfn_convk_workspace(&t)
+                                            : (size_t)s->cout * s->k * s->k * s->h * s->w;
+        n = tr > n ? tr : n;
+    }
+    return n;
+}
+
+size_t bfn_conv2d_flipped_size(const bfn_conv2d_shape *s)
+{
+    return bfn_conv2d_transposable(s) ? (size_t)s->cout * s->cin * s->k * s->k : 0;
+}
+
+void bfn_conv2d_flip_weights(float *wt, const float *w, const bfn_conv2d_shape *s)
+{
+    int k = s->k, kk = k * k;
+    for (int co = 0; co < s->cout; co++)
+        for (int ci = 0; ci < s->cin; ci++) {
+            const float *src = w + ((size_t)co * s->cin + ci) * kk;
+            float *dst = wt + ((size_t)ci * s->cout + co) * kk;
+            for (int i = 0; i < kk; i++)
+                dst[i] = src[kk - 1 - i];
+        }
+}
+
+size_t bfn_conv2d_workspace(const bfn_conv2d_shape *s, int B)
+{
+    (void)B;
+    return bfn_conv2d_flipped_size(s) + bfn_conv2d_col_size(s);
+}
+
+void bfn_conv2d_forward_range(float *out, const float *in, const float *w, const float *bias,
+                              const float *add, float *col, const bfn_conv2d_shape *s, int p0,
+                              int p1)
+{
+    int n1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s), np = p1 - p0;
+    int kk = s->cin * s->k * s->k;
+    if (np <= 0)
+        return;
+    if (bfn_convk_supported(s)) {
+        bfn_convk_forward(out, in, w, bias, add, col, s, p0, p1);
+        return;
+    }
+    /* BLAS: the gemm adds onto C = add + bias */
+    if (bias || add)
+        for (int co = 0; co < s->cout; co++) {
+            float *o = out + (size_t)co * n1 + p0;
+            const float *a = add ? add + (size_t)co * n1 + p0 : NULL;
+            float b = bias ? bias[co] : 0.0f;
+            if (a)
+                bfn_vec_add_const(o, a, np, b);
+            else
+                for (int i = 0; i < np; i++)
+                    o[i] = b;
+        }
+    float beta = bias || add ? 1.0f : 0.0f;
+    if (is_pointwise(s)) {
+        bfn_gemm(0, 0, s->cout, np, s->cin, 1.0f, w, s->cin, in + p0, n1, beta, out + p0, n1);
+        return;
+    }
+    im2col_range(col, np, in, s, p0, p1);
+    bfn_gemm(0, 0, s->cout, np, kk, 1.0f, w, kk, col, np, beta, out + p0, n1);
 }
 
 void bfn_conv2d_forward(float *out, const float *in, const float *w, const float *bias,
                         float *ws, int B, const bfn_conv2d_shape *s, int accumulate)
 {
     int n1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
-    int kk = s->cin * s->k * s->k;
     size_t in_sz = (size_t)s->cin * s->h * s->w, out_sz = (size_t)s->cout * n1;
-    float beta = accumulate ? 1.0f : 0.0f;
-    if (is_pointwise(s)) {
-        for (int b = 0; b < B; b++) {
-            float *o = out + b * out_sz;
-            bfn_gemm(0, 0, s->cout, n1, s->cin, 1.0f, w, s->cin, in + b * in_sz, n1, beta, o, n1);
-            if (bias)
-                add_bias(o, bias, s->cout, n1);
+    for (int b = 0; b < B; b++)
+        for (int q = 0; q < bfn_conv2d_pieces(s); q++) {
+            int p0, p1;
+            bfn_conv2d_piece(s, q, &p0, &p1);
+            bfn_conv2d_forward_range(out + b * out_sz, in + b * in_sz, w, bias,
+                                     accumulate ? out + b * out_sz : NULL, ws, s, p0, p1);
         }
+}
+
+void bfn_conv2d_backward_image(float *din, int din_accumulate, float *dw, float *dbias,
+                               const float *dout, const float *in, const float *w,
+                               const float *wt, float *col, const bfn_conv2d_shape *s)
+{
+    int n1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
+    int kk = s->cin * s->k * s->k, hw = s->h * s->w;
+    float beta = din_accumulate ? 1.0f : 0.0f;
+    if (dbias)
+        for (int co = 0; co < s->cout; co++)
+            dbias[co] += (float)bfn_vec_sum(dout + (size_t)co * n1, n1);
+    if (dw && col && bfn_convk_dw_supported(s)) {
+        bfn_convk_weight_grad(dw, 0, dout, in, col, s);
+        dw = NULL;
+    }
+    if (is_pointwise(s)) {
+        if (dw)
+            bfn_gemm(0, 1, s->cout, s->cin, n1, 1.0f, dout, n1, in, n1, 1.0f, dw, s->cin);
+        if (din)
+            bfn_gemm(1, 0, s->cin, n1, s->cout, 1.0f, w, s->cin, dout, n1, beta, din, n1);
         return;
     }
-    int nb = conv_chunk(s, B);
-    float *col = ws;
-    float *stage = ws + (size_t)kk * nb * n1; /* (cout, n*n1), only when n > 1 */
-    for (int b0 = 0; b0 < B; b0 += nb) {
-        int n = B - b0 < nb ? B - b0 : nb;
-        int ld = n * n1;
-        for (int i = 0; i < n; i++)
-            bfn_im2col(col + (size_t)i * n1, ld, in + (b0 + i) * in_sz, s);
-        if (n == 1) {
-            float *o = out + b0 * out_sz;
-            bfn_gemm(0, 0, s->cout, n1, kk, 1.0f, w, kk, col, n1, beta, o, n1);
-            if (bias)
-                add_bias(o, bias, s->cout, n1);
-            continue;
-        }
-        bfn_gemm(0, 0, s->cout, ld, kk, 1.0f, w, kk, col, ld, 0.0f, stage, ld);
-        for (int i = 0; i < n; i++) {
-            float *o = out + (b0 + i) * out_sz;
-            for (int co = 0; co < s->cout; co++) {
-                const float *src = stage + (size_t)co * ld + (size_t)i * n1;
-                float *dst = o + (size_t)co * n1;
-                float bb = bias ? bias[co] : 0.0f;
-                /* same rounding order as the one-image path: (out + conv) + bias */
-                if (accumulate)
-                    for (int p = 0; p < n1; p++)
-                        dst[p] = (dst[p] + src[p]) + bb;
-                else
-                    for (int p = 0; p < n1; p++)
-                        dst[p] = src[p] + bb;
-            }
-        }
+    if (dw) {
+        im2col_range(col, n1, in, s, 0, n1);
+        bfn_gemm(0, 1, s->cout, kk, n1, 1.0f, dout, n1, col, n1, 1.0f, dw, kk);
     }
+    if (!din)
+        return;
+    if (wt && bfn_conv2d_transposable(s)) {
+        bfn_conv2d_shape t = transposed(s);
+        int kt = s->cout * s->k * s->k;
+        if (bfn_convk_supported(&t)) {
+            bfn_convk_forward(din, dout, wt, NULL, din_accumulate ? din : NULL, col, &t, 0, hw);
+            return;
+        }
+        im2col_range(col, hw, dout, &t, 0, hw);
+        bfn_gemm(0, 0, s->cin, hw, kt, 1.0f, wt, kt, col, hw, beta, din, hw);
+        return;
+    }
+    bfn_gemm(1, 0, kk, n1, s->cout, 1.0f, w, kk, dout, n1, 0.0f, col, n1);
+    if (!din_accumulate)
+        memset(din, 0, sizeof(float) * s->cin * hw);
+    bfn_col2im(din, col, n1, s);
 }
 
-static void bias_grad(float *dbias, const float *dout, int cout, int n)
-{
-    for (int co = 0; co < cout; co++) {
-        const float *g = dout + (size_t)co * n;
-        double acc = 0.0;
-        for (int i = 0; i < n; i++)
-            acc += g[i];
-        dbias[co] += (float)acc;
-    }
-}
-
-/* dW += dout · colᵀ, dcol = Wᵀ · dout, din += col2im(dcol) (darknet's order,
- * reusing the column buffer for dcol once dW is done). */
 void bfn_conv2d_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
                          const float *w, float *ws, int B, const bfn_conv2d_shape *s)
 {
     int n1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
-    int kk = s->cin * s->k * s->k;
     size_t in_sz = (size_t)s->cin * s->h * s->w, out_sz = (size_t)s->cout * n1;
-    if (is_pointwise(s)) {
-        for (int b = 0; b < B; b++) {
-            const float *g = dout + b * out_sz;
-            const float *x = in + b * in_sz;
-            if (dbias)
-                bias_grad(dbias, g, s->cout, n1);
-            bfn_gemm(0, 1, s->cout, s->cin, n1, 1.0f, g, n1, x, n1, 1.0f, dw, s->cin);
-            if (din)
-                bfn_gemm(1, 0, s->cin, n1, s->cout, 1.0f, w, s->cin, g, n1, 1.0f,
-                         din + b * in_sz, n1);
-        }
-        return;
+    float *wt = NULL, *col = ws;
+    if (din && bfn_conv2d_transposable(s)) {
+        wt = ws;
+        col = ws + bfn_conv2d_flipped_size(s);
+        bfn_conv2d_flip_weights(wt, w, s);
     }
-    int nb = conv_chunk(s, B);
-    float *col = ws;
-    float *stage = ws + (size_t)kk * nb * n1;
-    for (int b0 = 0; b0 < B; b0 += nb) {
-        int n = B - b0 < nb ? B - b0 : nb;
-        int ld = n * n1;
-        const float *g = dout + b0 * out_sz;
-        if (n > 1) {
-            for (int i = 0; i < n; i++)
-                for (int co = 0; co < s->cout; co++)
-                    memcpy(stage + (size_t)co * ld + (size_t)i * n1,
-                           dout + (b0 + i) * out_sz + (size_t)co * n1, sizeof(float) * n1);
-            g = stage;
-        }
-        if (dbias)
-            bias_grad(dbias, g, s->cout, ld);
-        for (int i = 0; i < n; i++)
-            bfn_im2col(col + (size_t)i * n1, ld, in + (b0 + i) * in_sz, s);
-        bfn_gemm(0, 1, s->cout, kk, ld, 1.0f, g, ld, col, ld, 1.0f, dw, kk);
-        if (!din)
-            continue;
-        bfn_gemm(1, 0, kk, ld, s->cout, 1.0f, w, kk, g, ld, 0.0f, col, ld);
-        for (int i = 0; i < n; i++)
-            bfn_col2im(din + (b0 + i) * in_sz, col + (size_t)i * n1, ld, s);
-    }
+    for (int b = 0; b < B; b++)
+        bfn_conv2d_backward_image(din ? din + b * in_sz : NULL, 1, dw, dbias, dout + b * out_sz,
+                                  in + b * in_sz, w, wt, col, s);
 }

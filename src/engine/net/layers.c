@@ -4,6 +4,7 @@
 
 #include "bfn/gemm.h"
 #include "net/layers.h"
+#include "net/vec.h"
 
 void bfn_silu_forward(float *out, const float *in, size_t n)
 {
@@ -113,11 +114,30 @@ void bfn_dropout_mask(uint8_t *mask, size_t n, float p, bfn_rng *rng)
         mask[i] = (bfn_rng_u64(rng) & 0xFFFFFFFFu) >= thr;
 }
 
+/* Entry i comes from half i % 2 of draw i / 2 of the stream, so any range
+ * can be drawn on its own by starting the counter at from / 2. */
+void bfn_dropout_mask_range(uint8_t *mask, size_t from, size_t to, float p, const bfn_rng *rng)
+{
+    uint64_t thr = (uint64_t)((double)p * 4294967296.0);
+    bfn_rng r = *rng;
+    r.ctr += from / 2;
+    size_t i = from;
+    if (i < to && (i & 1)) {
+        mask[0] = (bfn_rng_u64(&r) >> 32) >= thr;
+        i++;
+    }
+    for (; i + 2 <= to; i += 2) {
+        uint64_t u = bfn_rng_u64(&r);
+        mask[i - from] = (u & 0xFFFFFFFFu) >= thr;
+        mask[i + 1 - from] = (u >> 32) >= thr;
+    }
+    if (i < to)
+        mask[i - from] = (bfn_rng_u64(&r) & 0xFFFFFFFFu) >= thr;
+}
+
 void bfn_dropout_forward(float *out, const float *in, const uint8_t *mask, size_t n, float p)
 {
-    float scale = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < n; i++)
-        out[i] = mask[i] ? in[i] * scale : 0.0f;
+    bfn_vec_mask_scale(out, in, mask, n, 1.0f / (1.0f - p));
 }
 
 void bfn_dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p)
@@ -130,22 +150,14 @@ void bfn_dropout_backward(float *din, const float *dout, const uint8_t *mask, si
 
 void bfn_add_channel_forward(float *x, const float *v, int B, int C, int HW)
 {
-    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
-        float a = v[bc];
-        float *y = x + bc * HW;
-        for (int p = 0; p < HW; p++)
-            y[p] += a;
-    }
+    for (size_t bc = 0; bc < (size_t)B * C; bc++)
+        bfn_vec_add_const(x + bc * HW, x + bc * HW, HW, v[bc]);
 }
 
 void bfn_add_channel_backward(float *dv, const float *dx, int B, int C, int HW)
 {
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
-        const float *d = dx + bc * HW;
-        double acc = 0.0;
-        for (int p = 0; p < HW; p++)
-            acc += d[p];
-        dv[bc] += (float)acc;
+        dv[bc] += (float)bfn_vec_sum(dx + bc * HW, HW);
     }
 }
 

@@ -5,9 +5,11 @@
  * parameters, sizes) writes its outputs; backward(input grads, parameter
  * grads, output grad, saved tensors, parameters, sizes) ACCUMULATES (+=) into
  * every gradient it produces, so a tensor read by two layers (U-Net skips)
- * simply receives both contributions. A NULL input-gradient pointer skips
- * that product. Nothing here allocates: callers pass workspaces sized by the
- * *_workspace functions. */
+ * simply receives both contributions; where an accumulate flag is offered,
+ * 0 writes (=) the input gradient instead, which saves the first reader
+ * from zeroing it. A NULL input-gradient pointer skips that product.
+ * Nothing here allocates: callers pass workspaces sized by the *_workspace
+ * functions. */
 #ifndef BFN_NET_LAYERS_H
 #define BFN_NET_LAYERS_H
 
@@ -24,7 +26,7 @@ static inline float bfn_sigmoidf(float x)
     return 1.0f / (1.0f + expf(-x));
 }
 
-/* ---- convolution (im2col + gemm) ---- */
+/* ---- convolution (im2col + gemm, one image per gemm) ---- */
 
 typedef struct {
     int cin, h, w;      /* input image (cin, h, w) */
@@ -42,13 +44,12 @@ static inline int bfn_conv2d_out_w(const bfn_conv2d_shape *s)
 }
 
 /* Column matrix of one image: row (ci, ky, kx), column (oy, ox); the image
- * occupies the first Ho*Wo columns of rows that are ldcol floats apart, so
- * several images can sit side by side in one (cin*k*k, n*Ho*Wo) matrix. */
+ * occupies the first Ho*Wo columns of rows that are ldcol floats apart. */
 void bfn_im2col(float *col, size_t ldcol, const float *in, const bfn_conv2d_shape *s);
 /* Adjoint of bfn_im2col: accumulates (+=) the columns back into din (cin, h, w). */
 void bfn_col2im(float *din, const float *col, size_t ldcol, const bfn_conv2d_shape *s);
 
-/* Floats of workspace bfn_conv2d_forward/backward need for up to B images. */
+/* Floats of workspace bfn_conv2d_forward/backward need (any B). */
 size_t bfn_conv2d_workspace(const bfn_conv2d_shape *s, int B);
 /* out (B, cout, Ho, Wo) = w (cout, cin, k, k) * in (B, cin, h, w) + bias (cout);
  * with accumulate = 1 the result is added to out instead. bias may be NULL. */
@@ -56,6 +57,64 @@ void bfn_conv2d_forward(float *out, const float *in, const float *w, const float
                         float *ws, int B, const bfn_conv2d_shape *s, int accumulate);
 void bfn_conv2d_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
                          const float *w, float *ws, int B, const bfn_conv2d_shape *s);
+
+/* The per-image pieces behind those two, for callers that split work. */
+
+/* 1 when din is itself a convolution of dout (stride 1, pad = (k − 1)/2, k > 1). */
+int bfn_conv2d_transposable(const bfn_conv2d_shape *s);
+/* Floats of workspace one forward piece needs; piece q of an image may use
+ * the block at q * bfn_conv2d_piece_ws(s). */
+size_t bfn_conv2d_piece_ws(const bfn_conv2d_shape *s);
+/* Floats of column workspace one image needs (all pieces, dW and din). */
+size_t bfn_conv2d_col_size(const bfn_conv2d_shape *s);
+/* Floats of the flipped kernel (0 unless transposable). */
+size_t bfn_conv2d_flipped_size(const bfn_conv2d_shape *s);
+/* wt (cin, cout, k, k) = w (cout, cin, k, k) with both spatial axes reversed. */
+void bfn_conv2d_flip_weights(float *wt, const float *w, const bfn_conv2d_shape *s);
+/* The forward of one image is bfn_conv2d_pieces(s) gemms over fixed ranges
+ * [p0, p1) of the flattened output positions (Ho*Wo): results are bitwise
+ * the same only when computed piece by piece like this. */
+int bfn_conv2d_pieces(const bfn_conv2d_shape *s);
+void bfn_conv2d_piece(const bfn_conv2d_shape *s, int q, int *p0, int *p1);
+/* One image, output positions [p0, p1): out rows (cout, Ho*Wo) get those
+ * columns of add + bias + w * in (add and bias may be NULL, add may equal
+ * out). col: bfn_conv2d_piece_ws(s) floats; threads sharing an image pass
+ * disjoint pieces and disjoint col blocks. */
+void bfn_conv2d_forward_range(float *out, const float *in, const float *w, const float *bias,
+                              const float *add, float *col, const bfn_conv2d_shape *s, int p0,
+                              int p1);
+/* One image: dw += dout·colᵀ (dw may be NULL), dbias += Σ dout (may be
+ * NULL), din = or += d(loss)/d(in) as din_accumulate says (din may be NULL).
+ * wt is the flipped kernel when transposable (NULL: the col2im path). */
+void bfn_conv2d_backward_image(float *din, int din_accumulate, float *dw, float *dbias,
+                               const float *dout, const float *in, const float *w,
+                               const float *wt, float *col, const bfn_conv2d_shape *s);
+
+/* Direct kernels (convk.c) behind the forward and the stride-1 din: 1 when
+ * this CPU has them and cout suits their tile. */
+int bfn_convk_supported(const bfn_conv2d_shape *s);
+/* Floats of workspace bfn_convk_forward needs. */
+size_t bfn_convk_workspace(const bfn_conv2d_shape *s);
+/* out columns [p0, p1) = add + (bias + w · col(in)) over those columns;
+ * bias and add may be NULL, add may equal out. */
+void bfn_convk_forward(float *out, const float *in, const float *w, const float *bias,
+                       const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1);
+/* The kernel sets: this CPU's best (bfn_convk_isa), and the forward with a
+ * given one (tests run the AVX2 set on AVX-512 machines too). */
+enum { BFN_CONVK_NONE, BFN_CONVK_AVX2, BFN_CONVK_AVX512 };
+int bfn_convk_isa(void);
+void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
+                           const float *bias, const float *add, float *ws,
+                           const bfn_conv2d_shape *s, int p0, int p1);
+
+/* dw (cout, cin·k·k) += dout · colᵀ for one image, when supported (AVX-512,
+ * cout a multiple of 16, 1x1 or stride-1 "same" shapes); with transposed =
+ * 1, dw is stored transposed, (cin·k·k, cout), which the kernel adds to
+ * faster. */
+int bfn_convk_dw_supported(const bfn_conv2d_shape *s);
+size_t bfn_convk_dw_workspace(const bfn_conv2d_shape *s);
+void bfn_convk_weight_grad(float *dw, int transposed, const float *dout, const float *in,
+                           float *ws, const bfn_conv2d_shape *s);
 
 /* ---- GroupNorm (Wu & He 2018), optionally fused with SiLU ---- */
 
@@ -66,9 +125,10 @@ void bfn_groupnorm_forward(float *out, float *mean, float *rstd, const float *in
  * keep it). */
 void bfn_groupnorm_apply(float *out, const float *in, const float *mean, const float *rstd,
                          const float *gamma, const float *beta, int B, int C, int HW, int G);
+/* din = (accumulate 0) or += (1) the input gradient; din may be NULL. */
 void bfn_groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd,
-                            const float *gamma, int B, int C, int HW, int G);
+                            const float *gamma, int B, int C, int HW, int G, int accumulate);
 
 /* out = SiLU(GroupNorm(in)); the normalized values are never stored. */
 void bfn_groupnorm_silu_forward(float *out, float *mean, float *rstd, const float *in,
@@ -81,7 +141,7 @@ void bfn_groupnorm_silu_apply(float *out, const float *in, const float *mean, co
 void bfn_groupnorm_silu_backward(float *din, float *dgamma, float *dbeta, float *dout,
                                  const float *in, const float *mean, const float *rstd,
                                  const float *gamma, const float *beta, int B, int C, int HW,
-                                 int G);
+                                 int G, int accumulate);
 
 /* ---- pointwise and shape layers ---- */
 
@@ -106,6 +166,9 @@ void bfn_concat_backward(float *da, float *db, const float *dout, int B, int Ca,
 /* Inverted dropout: mask[i] = 1 keeps element i (probability 1 − p), and kept
  * elements are scaled by 1/(1 − p) so the expectation is unchanged. */
 void bfn_dropout_mask(uint8_t *mask, size_t n, float p, bfn_rng *rng);
+/* Entries [from, to) of the mask bfn_dropout_mask would draw from a copy of
+ * rng, written to mask[0 .. to − from); rng is not advanced. */
+void bfn_dropout_mask_range(uint8_t *mask, size_t from, size_t to, float p, const bfn_rng *rng);
 /* out may equal in. */
 void bfn_dropout_forward(float *out, const float *in, const uint8_t *mask, size_t n, float p);
 void bfn_dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t n, float p);
@@ -171,8 +234,16 @@ typedef struct {
 size_t bfn_attention_workspace(int B, const bfn_attn_shape *s);
 void bfn_attention_forward(float *out, const bfn_attn_saved *sv, const float *in,
                            const bfn_attn_params *p, float *ws, int B, const bfn_attn_shape *s);
+/* The same forward for one image as 4 stages of independent pieces
+ * (GroupNorm groups; Q, K, V; heads; halves of the projection), for
+ * threads that share an image: all pieces of a stage must be done before
+ * any of the next starts; they share ws. sv points at the image's part. */
+int bfn_attention_pieces(const bfn_attn_shape *s, int stage);
+void bfn_attention_forward_piece(float *out, const bfn_attn_saved *sv, const float *in,
+                                 const bfn_attn_params *p, float *ws, const bfn_attn_shape *s,
+                                 int stage, int q);
 void bfn_attention_backward(float *din, const bfn_attn_grads *g, const float *dout,
                             const float *in, const bfn_attn_saved *sv, const bfn_attn_params *p,
-                            float *ws, int B, const bfn_attn_shape *s);
+                            float *ws, int B, const bfn_attn_shape *s, int accumulate);
 
 #endif

@@ -3,12 +3,32 @@
  * bfn_net_create walks the architecture once and records a flat list of ops
  * (conv, residual block, attention, upsample, concat) between "streams": the
  * tensors that flow between ops, each with an activation and a gradient
- * buffer for max_batch images. Forward runs the list in order, backward in
- * reverse, accumulating into stream gradients, so a skip tensor read by its
- * next op and by a concat on the way up receives both gradients. Inside
- * residual blocks and the output head only what cannot be cheaply recomputed
- * is kept (conv1 output, GroupNorm statistics, dropout masks); the SiLU
- * outputs fed to the convs are recomputed in backward into shared scratch.
+ * buffer for max_batch images. Inside residual blocks and the output head
+ * only what cannot be cheaply recomputed is kept (conv1 output, GroupNorm
+ * statistics, dropout masks); the SiLU outputs fed to the convs are
+ * recomputed in backward into per-thread scratch.
+ *
+ * Execution is image by image: no op mixes images, so a thread takes one
+ * image and runs the whole op list on it (forward), or the list in reverse
+ * (backward), with every intermediate of one image small enough to stay in
+ * cache. Threads claim images one at a time; when there are fewer images
+ * than threads (batch 1 inference), all threads work on each image
+ * together (see team below). Each op is cut into the same fixed pieces
+ * (conv output row ranges, GroupNorm groups, attention heads, channel
+ * blocks) in both cases, so every image's numbers come from the same
+ * operations in the same order and logits do not depend on the batch or
+ * the thread count. The threads are the engine's own (pool.c), as many as
+ * bfn_gemm_set_threads allows, with BLAS single-threaded meanwhile.
+ *
+ * Backward: gradients of a stream are accumulated by its readers in reverse
+ * order; the first of them writes instead of adding, so nothing is zeroed
+ * up front. Parameter gradients are summed over images in a fixed order:
+ * the batch is cut into at most NET_SHARDS contiguous shards (by batch size
+ * only), each shard adds its images in order into its own gradient array
+ * (shard 0 straight into the net's; conv weights that the direct dW kernel
+ * handles go to a transposed array per shard, which that kernel adds to
+ * with whole vectors), and the shard arrays are then added in shard order,
+ * so training too is independent of the thread count.
  *
  * Parameter tensors, in this order in the flat array (l = level, r = block):
  *   temb.lin1.{weight,bias} (D, D), (D); temb.lin2.{weight,bias}
@@ -42,8 +62,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bfn/gemm.h"
 #include "bfn/net.h"
 #include "net/layers.h"
+#include "net/pool.h"
+#include "net/vec.h"
+
+#define NET_SHARDS 8  /* most gradient shards of a batch */
 
 typedef struct {
     int c, h, w;
@@ -53,6 +78,9 @@ typedef struct {
 typedef struct {
     bfn_conv2d_shape s;
     size_t w, b; /* parameter offsets */
+    size_t wt;   /* offset of the flipped kernel in net->wt (transposable convs) */
+    int dwt_on;  /* 1: backward sums dW transposed, at dwt in each shard's dwᵀ array */
+    size_t dwt;
 } conv_rec;
 
 typedef struct {
@@ -75,6 +103,7 @@ typedef enum { OP_CONV, OP_RES, OP_ATTN, OP_UPSAMPLE, OP_CONCAT } op_kind;
 typedef struct {
     op_kind kind;
     int in, in2, out; /* stream ids; in2 is the skip input of a concat */
+    int first_in, first_in2; /* 1: first (in backward order) to write that stream's gradient */
     union {
         conv_rec conv;
         res_rec res;
@@ -120,10 +149,26 @@ struct bfn_net {
     size_t out_norm_w, out_norm_b, out_mean, out_rstd;
     conv_rec out_conv;
 
-    /* scratch shared by all ops: s1..s3 (B, max width, hw) each, sp (B, max
-     * width), ws the largest conv/attention/temb workspace */
-    size_t n_s, n_sp, n_ws;
-    float *scratch, *s1, *s2, *s3, *sp, *ws;
+    /* per-thread scratch for one image: s1..s3 (max width, hw) each, col
+     * the largest conv column matrix, aws the attention workspace, sp and
+     * dsp (max width) */
+    size_t n_s, n_col, n_aws, n_sp, n_scratch;
+    size_t n_piece_ws; /* col block of one conv piece (the largest) */
+    float **scratch; /* n_threads blocks of n_scratch floats */
+    int n_threads;
+    float *temb_ws;  /* bfn_temb_workspace(max_batch, D) */
+
+    size_t n_wt;
+    float *wt;      /* flipped kernels of the transposable convs, for backward */
+    float *gpart;   /* gradient arrays of shards 1.. (lazily allocated) */
+    int n_gpart;
+    size_t n_dwt;
+    float *dwt;     /* per shard, the dWᵀ of the convs with dwt_on (lazily allocated) */
+    const conv_rec **convs; /* every conv, for the per-backward passes over them */
+    int n_convs;
+    atomic_int *team_ctr; /* stage counters of shared forwards (lazily allocated) */
+    size_t n_team_ctr;
+    bfn_pool *pool;
 
     double flops; /* multiply-adds per image */
     int last_B, last_training;
@@ -132,7 +177,6 @@ struct bfn_net {
 
 static inline float *PAR(bfn_net *n, size_t off) { return n->params + off; }
 static inline float *GRD(bfn_net *n, size_t off) { return n->grads + off; }
-static inline float *ACT(bfn_net *n, size_t off) { return n->act + off; }
 static inline float *DACT(bfn_net *n, size_t off) { return n->dact + off; }
 
 static size_t take(size_t *count, size_t n)
@@ -241,7 +285,11 @@ static conv_rec make_conv(bfn_net *n, int cin, int h, int w, int cout, int k, in
     c.w = add_param(n, zero ? INIT_ZERO : INIT_UNIFORM, cin * k * k, 1, 4, cout, cin, k, k,
                     "%s.weight", prefix);
     c.b = add_param(n, INIT_ZERO, 0, 0, 1, cout, 0, 0, 0, "%s.bias", prefix);
-    grow_max(&n->n_ws, bfn_conv2d_workspace(&c.s, n->max_batch));
+    grow_max(&n->n_col, bfn_conv2d_col_size(&c.s));
+    grow_max(&n->n_piece_ws, bfn_conv2d_piece_ws(&c.s));
+    c.dwt_on = bfn_convk_dw_supported(&c.s);
+    c.dwt = c.dwt_on ? take(&n->n_dwt, (size_t)cout * cin * k * k) : 0;
+    c.wt = take(&n->n_wt, bfn_conv2d_flipped_size(&c.s));
     n->flops += (double)cout * cin * k * k * bfn_conv2d_out_h(&c.s) * bfn_conv2d_out_w(&c.s);
     return c;
 }
@@ -294,8 +342,8 @@ static int add_res(bfn_net *n, int in, int cout, const char *pre)
     r.h1 = take(&n->n_act, B * cout * hw);
     if (n->cfg.dropout > 0.0f)
         r.mask = take(&n->n_mask, B * cout * hw);
-    grow_max(&n->n_s, B * (cin > cout ? cin : cout) * hw);
-    grow_max(&n->n_sp, B * cout);
+    grow_max(&n->n_s, (size_t)(cin > cout ? cin : cout) * hw);
+    grow_max(&n->n_sp, (size_t)cout);
     int out = add_stream(n, cout, x.h, x.w);
     op *o = add_op(n, OP_RES, in, -1, out);
     if (o)
@@ -323,7 +371,7 @@ static int add_attn(bfn_net *n, int in, const char *pre)
     t.qkv = take(&n->n_act, B * 3 * C * hw);
     t.att = take(&n->n_act, B * t.s.heads * hw * hw);
     t.o = take(&n->n_act, B * C * hw);
-    grow_max(&n->n_ws, bfn_attention_workspace(n->max_batch, &t.s));
+    grow_max(&n->n_aws, bfn_attention_workspace(1, &t.s));
     n->flops += 4.0 * C * C * hw + 2.0 * hw * hw * C; /* qkv + proj convs, QᵀK and PV */
     int out = add_stream(n, C, x.h, x.w);
     op *o = add_op(n, OP_ATTN, in, -1, out);
@@ -368,7 +416,6 @@ static void build(bfn_net *n)
     n->t_m2 = take(&n->n_act, B * D);
     n->t_e = take(&n->n_act, B * D);
     n->t_de = take(&n->n_dact, B * D);
-    grow_max(&n->n_ws, bfn_temb_workspace(n->max_batch, D));
     n->flops += 2.0 * D * D;
 
     int xin = add_stream(n, n->in_ch + 1, c->H, c->W); /* stream 0: x and the t plane */
@@ -425,10 +472,64 @@ static void build(bfn_net *n)
     n->out_conv = make_conv(n, x.c, x.h, x.w, n->out_ch, 3, 1, 1, "out.conv");
     n->out_mean = take(&n->n_act, B * G);
     n->out_rstd = take(&n->n_act, B * G);
-    grow_max(&n->n_s, B * x.c * x.h * x.w);
+    grow_max(&n->n_s, (size_t)x.c * x.h * x.w);
+
+    /* the last reader of a stream in forward order is the first writer of
+     * its gradient in backward order */
+    for (int i = 0; i < n->n_ops; i++) {
+        op *o = &n->ops[i];
+        o->first_in = o->first_in2 = 1;
+        for (int j = i + 1; j < n->n_ops; j++) {
+            const op *q = &n->ops[j];
+            if (q->in == o->in || (q->kind == OP_CONCAT && q->in2 == o->in))
+                o->first_in = 0;
+            if (o->kind == OP_CONCAT && (q->in == o->in2 || (q->kind == OP_CONCAT && q->in2 == o->in2)))
+                o->first_in2 = 0;
+        }
+    }
 }
 
 /* ---- lifetime and accessors ---- */
+
+/* n->convs: the output conv, then the ops' convs in order. */
+static bfn_status list_convs(bfn_net *n)
+{
+    n->convs = malloc(sizeof *n->convs * (3 * (size_t)n->n_ops + 1));
+    if (!n->convs)
+        return BFN_ERR_NOMEM;
+    n->convs[n->n_convs++] = &n->out_conv;
+    for (int i = 0; i < n->n_ops; i++) {
+        const op *o = &n->ops[i];
+        if (o->kind == OP_CONV) {
+            n->convs[n->n_convs++] = &o->u.conv;
+        } else if (o->kind == OP_RES) {
+            n->convs[n->n_convs++] = &o->u.res.conv1;
+            n->convs[n->n_convs++] = &o->u.res.conv2;
+            if (o->u.res.skip.s.cout)
+                n->convs[n->n_convs++] = &o->u.res.skip;
+        }
+    }
+    return BFN_OK;
+}
+
+/* Scratch for `want` threads (kept once allocated); returns how many
+ * threads have scratch, which may be fewer when memory runs out. */
+static int ensure_scratch(bfn_net *n, int want)
+{
+    if (want <= n->n_threads)
+        return want;
+    float **s = realloc(n->scratch, sizeof *s * want);
+    if (!s)
+        return n->n_threads;
+    n->scratch = s;
+    while (n->n_threads < want) {
+        float *b = calloc(n->n_scratch ? n->n_scratch : 1, sizeof(float));
+        if (!b)
+            break;
+        s[n->n_threads++] = b;
+    }
+    return n->n_threads;
+}
 
 bfn_status bfn_net_create(bfn_net **out, const bfn_net_config *cfg, int max_batch, bfn_err *err)
 {
@@ -449,29 +550,34 @@ bfn_status bfn_net_create(bfn_net **out, const bfn_net_config *cfg, int max_batc
     n->in_ch = bfn_net_in_channels(cfg->K);
     n->out_ch = bfn_net_out_channels(cfg->K);
     build(n);
+    /* s1..s3, col, aws, sp and dsp of one thread; piece q of any conv uses
+     * col block q, so the two convs of one stage never share a block */
+    grow_max(&n->n_col, 2 * n->n_piece_ws);
+    n->n_scratch = 3 * n->n_s + n->n_col + n->n_aws + 2 * n->n_sp;
     if (!n->build_failed) {
         n->params = calloc(n->n_params, sizeof(float));
         n->grads = calloc(n->n_params, sizeof(float));
         n->act = calloc(n->n_act, sizeof(float));
         n->dact = calloc(n->n_dact, sizeof(float));
         n->masks = calloc(n->n_mask ? n->n_mask : 1, 1);
-        n->scratch = calloc(3 * n->n_s + n->n_sp + n->n_ws, sizeof(float));
+        n->wt = calloc(n->n_wt ? n->n_wt : 1, sizeof(float));
+        n->temb_ws = calloc(bfn_temb_workspace(max_batch, cfg->temb_dim), sizeof(float));
+        n->pool = bfn_pool_create();
     }
     if (n->build_failed || !n->params || !n->grads || !n->act || !n->dact || !n->masks ||
-        !n->scratch) {
-        double mb = (2.0 * n->n_params + n->n_act + n->n_dact + 3.0 * n->n_s + n->n_ws) * 4 / 1e6;
+        !n->wt || !n->temb_ws || !n->pool || ensure_scratch(n, 1) < 1) {
+        double mb = (2.0 * n->n_params + n->n_act + n->n_dact + n->n_wt + n->n_scratch) * 4 / 1e6;
         bfn_net_destroy(n);
         return bfn_err_set(err, BFN_ERR_NOMEM,
                            "bfn_net_create: cannot allocate %.0f MB for max_batch %d", mb,
                            max_batch);
     }
-    n->s1 = n->scratch;
-    n->s2 = n->s1 + n->n_s;
-    n->s3 = n->s2 + n->n_s;
-    n->sp = n->s3 + n->n_s;
-    n->ws = n->sp + n->n_sp;
     for (int i = 0; i < n->n_tensors; i++)
         n->tensors[i].info.name = n->tensors[i].name;
+    if (list_convs(n) != BFN_OK) {
+        bfn_net_destroy(n);
+        return bfn_err_set(err, BFN_ERR_NOMEM, "bfn_net_create: out of memory");
+    }
     bfn_net_init_params(n, 0);
     bfn_err_clear(&n->err);
     *out = n;
@@ -482,6 +588,10 @@ void bfn_net_destroy(bfn_net *n)
 {
     if (!n)
         return;
+    bfn_pool_destroy(n->pool);
+    for (int i = 0; i < n->n_threads; i++)
+        free(n->scratch[i]);
+    free(n->scratch);
     free(n->tensors);
     free(n->params);
     free(n->grads);
@@ -490,7 +600,12 @@ void bfn_net_destroy(bfn_net *n)
     free(n->act);
     free(n->dact);
     free(n->masks);
-    free(n->scratch);
+    free(n->wt);
+    free(n->temb_ws);
+    free(n->gpart);
+    free(n->dwt);
+    free(n->convs);
+    free(n->team_ctr);
     free(n);
 }
 
@@ -535,34 +650,85 @@ void bfn_net_init_params(bfn_net *n, uint64_t seed)
     }
 }
 
-/* ---- forward ---- */
+/* ---- per-image execution ---- */
 
-static void res_forward(bfn_net *n, const op *o, int B, int training, bfn_rng *rng)
+/* Threads sharing one image. Each op is a sequence of stages; a stage is a
+ * fixed set of pieces (conv position ranges, GroupNorm groups, channel
+ * blocks) that the members claim one at a time, and a member leaves a
+ * stage once all its pieces are done. Which member computes a piece varies
+ * from run to run, the pieces do not, so neither do the results; and a
+ * member that the OS deschedules only delays the pieces it has claimed.
+ * ctr holds (claimed, done) per stage for the whole run; stage numbers
+ * advance identically in every member. size 1: a thread alone. */
+typedef struct {
+    int size;
+    atomic_int *ctr;
+    int stage, local;
+} team;
+
+/* Next piece of the current stage for this member, or -1. */
+static int team_claim(team *tm, int n)
 {
-    const res_rec *r = &o->u.res;
-    int G = n->cfg.groups, D = n->cfg.temb_dim;
-    float p = n->cfg.dropout;
-    const float *x = ACT(n, n->streams[o->in].act);
-    float *out = ACT(n, n->streams[o->out].act), *h1 = ACT(n, r->h1);
-    size_t nout = (size_t)B * r->cout * r->hw;
+    if (tm->size == 1)
+        return tm->local < n ? tm->local++ : -1;
+    int q = atomic_fetch_add(&tm->ctr[2 * tm->stage], 1);
+    return q < n ? q : -1;
+}
 
-    bfn_groupnorm_silu_forward(n->s1, ACT(n, r->mean1), ACT(n, r->rstd1), x, PAR(n, r->norm1_w),
-                               PAR(n, r->norm1_b), B, r->cin, r->hw, G);
-    bfn_conv2d_forward(h1, n->s1, PAR(n, r->conv1.w), PAR(n, r->conv1.b), n->ws, B, &r->conv1.s, 0);
-    bfn_linear_forward(n->sp, ACT(n, n->t_e), PAR(n, r->temb_w), PAR(n, r->temb_b), B, D, r->cout);
-    bfn_add_channel_forward(h1, n->sp, B, r->cout, r->hw);
-    bfn_groupnorm_silu_forward(n->s1, ACT(n, r->mean2), ACT(n, r->rstd2), h1, PAR(n, r->norm2_w),
-                               PAR(n, r->norm2_b), B, r->cout, r->hw, G);
-    if (training && p > 0.0f) {
-        uint8_t *mask = n->masks + r->mask;
-        bfn_dropout_mask(mask, nout, p, rng);
-        bfn_dropout_forward(n->s1, n->s1, mask, nout, p);
-    }
-    if (r->skip.s.cout)
-        bfn_conv2d_forward(out, x, PAR(n, r->skip.w), PAR(n, r->skip.b), n->ws, B, &r->skip.s, 0);
-    else
-        memcpy(out, x, sizeof(float) * nout);
-    bfn_conv2d_forward(out, n->s1, PAR(n, r->conv2.w), PAR(n, r->conv2.b), n->ws, B, &r->conv2.s, 1);
+static void team_done(team *tm)
+{
+    if (tm->size > 1)
+        atomic_fetch_add(&tm->ctr[2 * tm->stage + 1], 1);
+}
+
+/* Waits until the stage's n pieces are done, then moves to the next. */
+static void team_end(team *tm, int n)
+{
+    if (tm->size > 1)
+        bfn_wait_at_least(&tm->ctr[2 * tm->stage + 1], n);
+    tm->stage++;
+    tm->local = 0;
+}
+
+/* Stages per image: at most 4 per op, 2 for the input, 2 for the head. */
+static int stages_per_image(const bfn_net *n)
+{
+    return 4 * n->n_ops + 4;
+}
+
+/* One thread's scratch (see struct bfn_net). */
+typedef struct {
+    float *s1, *s2, *s3, *col, *aws, *sp, *dsp;
+} scratch;
+
+static scratch scratch_of(const bfn_net *n, int tid)
+{
+    float *b = n->scratch[tid];
+    scratch s;
+    s.s1 = b;
+    s.s2 = s.s1 + n->n_s;
+    s.s3 = s.s2 + n->n_s;
+    s.col = s.s3 + n->n_s;
+    s.aws = s.col + n->n_col;
+    s.sp = s.aws + n->n_aws;
+    s.dsp = s.sp + n->n_sp;
+    return s;
+}
+
+/* The block of the shared column workspace for piece q (of any conv). */
+static float *col_part(const bfn_net *n, const scratch *sh, int q)
+{
+    return sh->col + (size_t)q * n->n_piece_ws;
+}
+
+static inline float *IMG(bfn_net *n, size_t off, int b, size_t per_image)
+{
+    return n->act + off + (size_t)b * per_image;
+}
+
+static size_t stream_size(const stream *s)
+{
+    return (size_t)s->c * s->h * s->w;
 }
 
 static bfn_attn_params attn_params(bfn_net *n, const attn_rec *t)
@@ -572,10 +738,14 @@ static bfn_attn_params attn_params(bfn_net *n, const attn_rec *t)
     return p;
 }
 
-static bfn_attn_saved attn_saved(bfn_net *n, const attn_rec *t)
+/* Saved tensors of image b. */
+static bfn_attn_saved attn_saved(bfn_net *n, const attn_rec *t, int b)
 {
-    bfn_attn_saved s = {ACT(n, t->mean), ACT(n, t->rstd), ACT(n, t->qkv), ACT(n, t->att),
-                        ACT(n, t->o)};
+    size_t chw = (size_t)t->s.C * t->s.HW;
+    bfn_attn_saved s = {IMG(n, t->mean, b, t->s.groups), IMG(n, t->rstd, b, t->s.groups),
+                        IMG(n, t->qkv, b, 3 * chw),
+                        IMG(n, t->att, b, (size_t)t->s.heads * t->s.HW * t->s.HW),
+                        IMG(n, t->o, b, chw)};
     return s;
 }
 
@@ -586,39 +756,266 @@ static bfn_temb_params temb_params(bfn_net *n)
     return p;
 }
 
-static bfn_temb_saved temb_saved(bfn_net *n)
+/* Rows b.. of the saved time-embedding activations. */
+static bfn_temb_saved temb_saved(bfn_net *n, int b)
 {
-    bfn_temb_saved s = {ACT(n, n->t_sin), ACT(n, n->t_m1), ACT(n, n->t_a1), ACT(n, n->t_m2)};
+    size_t D = (size_t)n->cfg.temb_dim;
+    bfn_temb_saved s = {IMG(n, n->t_sin, b, D), IMG(n, n->t_m1, b, D), IMG(n, n->t_a1, b, D),
+                        IMG(n, n->t_m2, b, D)};
     return s;
 }
 
-static void op_forward(bfn_net *n, const op *o, int B, int training, bfn_rng *rng)
+/* ---- forward ---- */
+
+typedef struct {
+    bfn_net *n;
+    const float *x, *t;
+    float *logits;
+    int B, training;
+    bfn_rng drop; /* dropout streams: fork(fork(drop, op), image) */
+    int shared;   /* 1: all threads work on each image together */
+    atomic_int next;
+} fwd_job;
+
+#define BLOCKS 8 /* channel blocks of a copy stage */
+
+/* Groups [g, g + 1) of one image: y = GroupNorm(x), then SiLU; statistics saved. */
+static void gn_silu_group(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                          const float *beta, int C, int hw, int G, int g)
 {
+    size_t cg = (size_t)(C / G), off = (size_t)g * cg * hw;
+    bfn_groupnorm_silu_forward(y + off, mean + g, rstd + g, x + off, gamma + g * cg,
+                               beta + g * cg, 1, (int)cg, hw, 1);
+}
+
+static void res_forward_image(fwd_job *j, const op *o, int op_index, team *tm, const scratch *sh,
+                              const scratch *own, int b)
+{
+    bfn_net *n = j->n;
+    const res_rec *r = &o->u.res;
+    int G = n->cfg.groups, D = n->cfg.temb_dim, hw = r->hw, cin = r->cin, cout = r->cout;
+    float p = n->cfg.dropout;
+    size_t nin = (size_t)cin * hw, nout = (size_t)cout * hw;
+    const float *x = IMG(n, n->streams[o->in].act, b, nin);
+    float *out = IMG(n, n->streams[o->out].act, b, nout), *h1 = IMG(n, r->h1, b, nout);
+    float *mean1 = IMG(n, r->mean1, b, G), *rstd1 = IMG(n, r->rstd1, b, G);
+    float *mean2 = IMG(n, r->mean2, b, G), *rstd2 = IMG(n, r->rstd2, b, G);
+    int q, p0, p1, npc = bfn_conv2d_pieces(&r->conv1.s);
+
+    /* conv1 bias + time projection, the conv's per-channel start value:
+     * every member computes it, the same way, into its own buffer */
+    bfn_linear_forward(own->sp, IMG(n, n->t_e, b, D), PAR(n, r->temb_w), PAR(n, r->temb_b), 1, D,
+                       cout);
+    const float *b1 = PAR(n, r->conv1.b);
+    for (int c = 0; c < cout; c++)
+        own->sp[c] += b1[c];
+
+    while ((q = team_claim(tm, G)) >= 0) {
+        gn_silu_group(sh->s1, mean1, rstd1, x, PAR(n, r->norm1_w), PAR(n, r->norm1_b), cin, hw,
+                      G, q);
+        team_done(tm);
+    }
+    team_end(tm, G);
+
+    while ((q = team_claim(tm, npc)) >= 0) {
+        bfn_conv2d_piece(&r->conv1.s, q, &p0, &p1);
+        bfn_conv2d_forward_range(h1, sh->s1, PAR(n, r->conv1.w), own->sp, NULL,
+                                 col_part(n, sh, q), &r->conv1.s, p0, p1);
+        team_done(tm);
+    }
+    team_end(tm, npc);
+
+    while ((q = team_claim(tm, G)) >= 0) {
+        gn_silu_group(sh->s1, mean2, rstd2, h1, PAR(n, r->norm2_w), PAR(n, r->norm2_b), cout, hw,
+                      G, q);
+        if (j->training && p > 0.0f) {
+            uint8_t *mask = n->masks + r->mask + (size_t)b * nout;
+            bfn_rng ro = bfn_rng_fork(&j->drop, (uint64_t)op_index);
+            bfn_rng ri = bfn_rng_fork(&ro, (uint64_t)b);
+            size_t e0 = (size_t)q * (cout / G) * hw, e1 = e0 + (size_t)(cout / G) * hw;
+            bfn_dropout_mask_range(mask + e0, e0, e1, p, &ri);
+            bfn_dropout_forward(sh->s1 + e0, sh->s1 + e0, mask + e0, e1 - e0, p);
+        }
+        team_done(tm);
+    }
+    team_end(tm, G);
+
+    /* out = skip(x) + conv2(s1) + conv2 bias, skip(x) = x or a 1x1 conv */
+    while ((q = team_claim(tm, npc)) >= 0) {
+        bfn_conv2d_piece(&r->conv2.s, q, &p0, &p1);
+        const float *add = x;
+        if (r->skip.s.cout) {
+            bfn_conv2d_forward_range(out, x, PAR(n, r->skip.w), PAR(n, r->skip.b), NULL,
+                                     col_part(n, sh, q), &r->skip.s, p0, p1);
+            add = out;
+        }
+        bfn_conv2d_forward_range(out, sh->s1, PAR(n, r->conv2.w), PAR(n, r->conv2.b), add,
+                                 col_part(n, sh, q), &r->conv2.s, p0, p1);
+        team_done(tm);
+    }
+    team_end(tm, npc);
+}
+
+/* Channels of block q of BLOCKS over [0, c). */
+static void block_range(int c, int q, int *lo, int *hi)
+{
+    *lo = (int)((long)c * q / BLOCKS);
+    *hi = (int)((long)c * (q + 1) / BLOCKS);
+}
+
+static void op_forward_image(fwd_job *j, int i, team *tm, const scratch *sh, const scratch *own,
+                             int b)
+{
+    bfn_net *n = j->n;
+    const op *o = &n->ops[i];
     const stream *si = &n->streams[o->in], *so = &n->streams[o->out];
+    size_t nin = stream_size(si), nout = stream_size(so);
+    const float *in = IMG(n, si->act, b, nin);
+    float *out = IMG(n, so->act, b, nout);
+    int q, lo, hi, np = 1;
     switch (o->kind) {
-    case OP_CONV:
-        bfn_conv2d_forward(ACT(n, so->act), ACT(n, si->act), PAR(n, o->u.conv.w),
-                           PAR(n, o->u.conv.b), n->ws, B, &o->u.conv.s, 0);
+    case OP_CONV: {
+        const conv_rec *c = &o->u.conv;
+        np = bfn_conv2d_pieces(&c->s);
+        while ((q = team_claim(tm, np)) >= 0) {
+            bfn_conv2d_piece(&c->s, q, &lo, &hi);
+            bfn_conv2d_forward_range(out, in, PAR(n, c->w), PAR(n, c->b), NULL,
+                                     col_part(n, sh, q), &c->s, lo, hi);
+            team_done(tm);
+        }
         break;
+    }
     case OP_RES:
-        res_forward(n, o, B, training, rng);
-        break;
+        res_forward_image(j, o, i, tm, sh, own, b);
+        return;
     case OP_ATTN: {
         bfn_attn_params p = attn_params(n, &o->u.attn);
-        bfn_attn_saved s = attn_saved(n, &o->u.attn);
-        bfn_attention_forward(ACT(n, so->act), &s, ACT(n, si->act), &p, n->ws, B, &o->u.attn.s);
+        bfn_attn_saved s = attn_saved(n, &o->u.attn, b);
+        for (int stage = 0; stage < 3; stage++) {
+            np = bfn_attention_pieces(&o->u.attn.s, stage);
+            while ((q = team_claim(tm, np)) >= 0) {
+                bfn_attention_forward_piece(out, &s, in, &p, sh->aws, &o->u.attn.s, stage, q);
+                team_done(tm);
+            }
+            team_end(tm, np);
+        }
+        np = bfn_attention_pieces(&o->u.attn.s, 3);
+        while ((q = team_claim(tm, np)) >= 0) {
+            bfn_attention_forward_piece(out, &s, in, &p, sh->aws, &o->u.attn.s, 3, q);
+            team_done(tm);
+        }
         break;
     }
-    case OP_UPSAMPLE:
-        bfn_upsample2x_forward(ACT(n, so->act), ACT(n, si->act), B, si->c, si->h, si->w);
+    case OP_UPSAMPLE: {
+        size_t hw = (size_t)si->h * si->w;
+        np = BLOCKS;
+        while ((q = team_claim(tm, np)) >= 0) {
+            block_range(si->c, q, &lo, &hi);
+            if (hi > lo)
+                bfn_upsample2x_forward(out + lo * 4 * hw, in + lo * hw, 1, hi - lo, si->h, si->w);
+            team_done(tm);
+        }
         break;
+    }
     case OP_CONCAT: {
         const stream *s2 = &n->streams[o->in2];
-        bfn_concat_forward(ACT(n, so->act), ACT(n, si->act), ACT(n, s2->act), B, si->c, s2->c,
-                           si->h * si->w);
+        size_t hw = (size_t)si->h * si->w;
+        const float *in2 = IMG(n, s2->act, b, stream_size(s2));
+        np = BLOCKS;
+        while ((q = team_claim(tm, np)) >= 0) {
+            block_range(so->c, q, &lo, &hi);
+            for (int c = lo; c < hi; c++)
+                memcpy(out + c * hw, c < si->c ? in + c * hw : in2 + (c - si->c) * hw,
+                       sizeof(float) * hw);
+            team_done(tm);
+        }
         break;
     }
     }
+    team_end(tm, np);
+}
+
+static void forward_image(fwd_job *j, team *tm, const scratch *sh, const scratch *own, int b)
+{
+    bfn_net *n = j->n;
+    const bfn_net_config *c = &n->cfg;
+    int hw = c->H * c->W, D = c->temb_dim, G = c->groups, q, lo, hi;
+
+    /* pieces: the time embedding, then each plane of the network input
+     * (x and a constant plane holding t) */
+    float *xin = IMG(n, n->streams[0].act, b, (size_t)(n->in_ch + 1) * hw);
+    int np = n->in_ch + 2;
+    while ((q = team_claim(tm, np)) >= 0) {
+        if (q == 0) {
+            bfn_temb_params tp = temb_params(n);
+            bfn_temb_saved ts = temb_saved(n, b);
+            bfn_temb_forward(IMG(n, n->t_e, b, D), &ts, j->t + b, &tp, 1, D);
+        } else if (q - 1 < n->in_ch) {
+            memcpy(xin + (size_t)(q - 1) * hw, j->x + ((size_t)b * n->in_ch + q - 1) * hw,
+                   sizeof(float) * hw);
+        } else {
+            for (int i = 0; i < hw; i++)
+                xin[(size_t)n->in_ch * hw + i] = j->t[b];
+        }
+        team_done(tm);
+    }
+    team_end(tm, np);
+
+    for (int i = 0; i < n->n_ops; i++)
+        op_forward_image(j, i, tm, sh, own, b);
+
+    const stream *h = &n->streams[n->head_in];
+    const conv_rec *oc = &n->out_conv;
+    while ((q = team_claim(tm, G)) >= 0) {
+        gn_silu_group(sh->s1, IMG(n, n->out_mean, b, G), IMG(n, n->out_rstd, b, G),
+                      IMG(n, h->act, b, stream_size(h)), PAR(n, n->out_norm_w),
+                      PAR(n, n->out_norm_b), h->c, hw, G, q);
+        team_done(tm);
+    }
+    team_end(tm, G);
+    np = bfn_conv2d_pieces(&oc->s);
+    while ((q = team_claim(tm, np)) >= 0) {
+        bfn_conv2d_piece(&oc->s, q, &lo, &hi);
+        bfn_conv2d_forward_range(j->logits + (size_t)b * n->out_ch * hw, sh->s1, PAR(n, oc->w),
+                                 PAR(n, oc->b), NULL, col_part(n, sh, q), &oc->s, lo, hi);
+        team_done(tm);
+    }
+    team_end(tm, np); /* the next image reuses the shared scratch */
+}
+
+static void forward_worker(void *arg, int tid, int nthreads)
+{
+    fwd_job *j = arg;
+    if (j->shared) {
+        team tm = {nthreads, j->n->team_ctr, 0, 0};
+        scratch sh = scratch_of(j->n, 0), own = scratch_of(j->n, tid);
+        for (int b = 0; b < j->B; b++)
+            forward_image(j, &tm, &sh, &own, b);
+        return;
+    }
+    team tm = {1, NULL, 0, 0};
+    scratch own = scratch_of(j->n, tid);
+    int b;
+    while ((b = atomic_fetch_add(&j->next, 1)) < j->B)
+        forward_image(j, &tm, &own, &own, b);
+}
+
+/* Threads the caller asked for (bfn_gemm_set_threads), with BLAS set to one
+ * thread meanwhile: the engine splits the work itself. */
+static int begin_parallel(bfn_net *n, int *blas_threads)
+{
+    int t = bfn_gemm_set_threads(1);
+    *blas_threads = t;
+    if (t < 1)
+        t = 1;
+    t = bfn_pool_reserve(n->pool, t);
+    return ensure_scratch(n, t);
+}
+
+static void end_parallel(int blas_threads)
+{
+    if (blas_threads > 1)
+        bfn_gemm_set_threads(blas_threads);
 }
 
 bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, int training,
@@ -639,30 +1036,41 @@ bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, in
             return bfn_err_set(&n->err, BFN_ERR_NUMERIC, "bfn_net_forward: t[%d] is not finite",
                                b);
     n->last_training = 0;
-    const bfn_net_config *c = &n->cfg;
-    int hw = c->H * c->W;
+    fwd_job j;
+    memset(&j, 0, sizeof j);
+    j.n = n;
+    j.x = x;
+    j.t = t;
+    j.logits = logits;
+    j.B = B;
+    j.training = training;
+    if (training && n->cfg.dropout > 0.0f)
+        bfn_rng_init(&j.drop, bfn_rng_u64(rng), 0x64726F70ULL /* "drop" */);
+    atomic_init(&j.next, 0);
 
-    /* network input: x and a constant plane holding t, (B, in_ch + 1, H, W) */
-    float *xin = ACT(n, n->streams[0].act);
-    for (int b = 0; b < B; b++) {
-        float *dst = xin + (size_t)b * (n->in_ch + 1) * hw;
-        memcpy(dst, x + (size_t)b * n->in_ch * hw, sizeof(float) * n->in_ch * hw);
-        for (int i = 0; i < hw; i++)
-            dst[(size_t)n->in_ch * hw + i] = t[b];
+    int blas;
+    unsigned fp = bfn_fp_flush_denormals();
+    int T = begin_parallel(n, &blas);
+    j.shared = B < T;
+    if (j.shared) {
+        size_t need = 2 * (size_t)stages_per_image(n) * B;
+        if (need > n->n_team_ctr) {
+            /* first shared run with this many images: the stage counters */
+            atomic_int *c = realloc(n->team_ctr, sizeof *c * need);
+            if (!c) {
+                j.shared = 0;
+                T = 1;
+            } else {
+                n->team_ctr = c;
+                n->n_team_ctr = need;
+            }
+        }
+        for (size_t i = 0; j.shared && i < need; i++)
+            atomic_init(&n->team_ctr[i], 0);
     }
-    bfn_temb_params tp = temb_params(n);
-    bfn_temb_saved ts = temb_saved(n);
-    bfn_temb_forward(ACT(n, n->t_e), &ts, t, &tp, B, c->temb_dim);
-
-    for (int i = 0; i < n->n_ops; i++)
-        op_forward(n, &n->ops[i], B, training, rng);
-
-    const stream *h = &n->streams[n->head_in];
-    bfn_groupnorm_silu_forward(n->s1, ACT(n, n->out_mean), ACT(n, n->out_rstd), ACT(n, h->act),
-                               PAR(n, n->out_norm_w), PAR(n, n->out_norm_b), B, h->c, hw,
-                               c->groups);
-    bfn_conv2d_forward(logits, n->s1, PAR(n, n->out_conv.w), PAR(n, n->out_conv.b), n->ws, B,
-                       &n->out_conv.s, 0);
+    bfn_pool_run(n->pool, j.shared ? T : (B < T ? B : T), forward_worker, &j);
+    end_parallel(blas);
+    bfn_fp_restore(fp);
     n->last_B = B;
     n->last_training = training;
     return BFN_OK;
@@ -670,92 +1078,236 @@ bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, in
 
 /* ---- backward ---- */
 
-static void res_backward(bfn_net *n, const op *o, int B)
+typedef struct {
+    bfn_net *n;
+    const float *dlogits;
+    int B, need_dx, n_shards;
+    atomic_int next;
+} bwd_job;
+
+/* A shard's gradient arrays: parameters, and dWᵀ of the dwt_on convs. */
+typedef struct {
+    float *g, *dwt;
+} shard_grads;
+
+/* One image's backward through conv c: dW (into the shard's dWᵀ or dW),
+ * dbias (may be NULL), din = or += (may be NULL). */
+static void conv_backward(bfn_net *n, const conv_rec *c, const shard_grads *sg, float *din,
+                          int din_accumulate, float *dbias, const float *dout, const float *in,
+                          float *col)
 {
-    const res_rec *r = &o->u.res;
-    int G = n->cfg.groups, D = n->cfg.temb_dim;
-    float p = n->cfg.dropout;
-    const float *x = ACT(n, n->streams[o->in].act), *h1 = ACT(n, r->h1);
-    float *dx = DACT(n, n->streams[o->in].grad);
-    const float *dout = DACT(n, n->streams[o->out].grad);
-    size_t nout = (size_t)B * r->cout * r->hw, nin = (size_t)B * r->cin * r->hw;
-    const uint8_t *mask = n->masks + r->mask;
-
-    if (r->skip.s.cout)
-        bfn_conv2d_backward(dx, GRD(n, r->skip.w), GRD(n, r->skip.b), dout, x, PAR(n, r->skip.w),
-                            n->ws, B, &r->skip.s);
-    else
-        for (size_t i = 0; i < nout; i++)
-            dx[i] += dout[i];
-
-    /* conv2: its input dropout(SiLU(GN2(h1))) is recomputed into s1 */
-    bfn_groupnorm_silu_apply(n->s1, h1, ACT(n, r->mean2), ACT(n, r->rstd2), PAR(n, r->norm2_w),
-                             PAR(n, r->norm2_b), B, r->cout, r->hw, G);
-    if (p > 0.0f)
-        bfn_dropout_forward(n->s1, n->s1, mask, nout, p);
-    memset(n->s2, 0, sizeof(float) * nout);
-    bfn_conv2d_backward(n->s2, GRD(n, r->conv2.w), GRD(n, r->conv2.b), dout, n->s1,
-                        PAR(n, r->conv2.w), n->ws, B, &r->conv2.s);
-    /* dropout is a diagonal linear map, so its backward is the same map
-     * applied to the gradient, here in place */
-    if (p > 0.0f)
-        bfn_dropout_forward(n->s2, n->s2, mask, nout, p);
-    float *dh1 = n->s1;
-    memset(dh1, 0, sizeof(float) * nout);
-    bfn_groupnorm_silu_backward(dh1, GRD(n, r->norm2_w), GRD(n, r->norm2_b), n->s2, h1,
-                                ACT(n, r->mean2), ACT(n, r->rstd2), PAR(n, r->norm2_w),
-                                PAR(n, r->norm2_b), B, r->cout, r->hw, G);
-
-    /* time projection added per channel */
-    memset(n->sp, 0, sizeof(float) * B * r->cout);
-    bfn_add_channel_backward(n->sp, dh1, B, r->cout, r->hw);
-    bfn_linear_backward(DACT(n, n->t_de), GRD(n, r->temb_w), GRD(n, r->temb_b), n->sp,
-                        ACT(n, n->t_e), PAR(n, r->temb_w), B, D, r->cout);
-
-    /* conv1: its input SiLU(GN1(x)) is recomputed into s2 */
-    bfn_groupnorm_silu_apply(n->s2, x, ACT(n, r->mean1), ACT(n, r->rstd1), PAR(n, r->norm1_w),
-                             PAR(n, r->norm1_b), B, r->cin, r->hw, G);
-    memset(n->s3, 0, sizeof(float) * nin);
-    bfn_conv2d_backward(n->s3, GRD(n, r->conv1.w), GRD(n, r->conv1.b), dh1, n->s2,
-                        PAR(n, r->conv1.w), n->ws, B, &r->conv1.s);
-    bfn_groupnorm_silu_backward(dx, GRD(n, r->norm1_w), GRD(n, r->norm1_b), n->s3, x,
-                                ACT(n, r->mean1), ACT(n, r->rstd1), PAR(n, r->norm1_w),
-                                PAR(n, r->norm1_b), B, r->cin, r->hw, G);
+    float *dw = sg->g + c->w;
+    if (c->dwt_on) {
+        bfn_convk_weight_grad(sg->dwt + c->dwt, 1, dout, in, col, &c->s);
+        dw = NULL;
+    }
+    bfn_conv2d_backward_image(din, din_accumulate, dw, dbias, dout, in, PAR(n, c->w),
+                              bfn_conv2d_transposable(&c->s) ? n->wt + c->wt : NULL, col, &c->s);
 }
 
-static void op_backward(bfn_net *n, const op *o, int B, int need_dx)
+static void res_backward_image(bfn_net *n, const op *o, const scratch *sc, const shard_grads *sg,
+                               int b)
 {
+    const res_rec *r = &o->u.res;
+    int G = n->cfg.groups, D = n->cfg.temb_dim, hw = r->hw, cin = r->cin, cout = r->cout;
+    float p = n->cfg.dropout;
+    size_t nin = (size_t)cin * hw, nout = (size_t)cout * hw;
+    const float *x = IMG(n, n->streams[o->in].act, b, nin), *h1 = IMG(n, r->h1, b, nout);
+    float *dx = n->dact + n->streams[o->in].grad + (size_t)b * nin;
+    const float *dout = n->dact + n->streams[o->out].grad + (size_t)b * nout;
+    const float *mean1 = IMG(n, r->mean1, b, G), *rstd1 = IMG(n, r->rstd1, b, G);
+    const float *mean2 = IMG(n, r->mean2, b, G), *rstd2 = IMG(n, r->rstd2, b, G);
+    const uint8_t *mask = n->masks + r->mask + (size_t)b * nout;
+    float *grads = sg->g;
+#define G_(off) (grads + (off))
+
+    if (r->skip.s.cout)
+        conv_backward(n, &r->skip, sg, dx, !o->first_in, G_(r->skip.b), dout, x, sc->col);
+    else if (o->first_in)
+        memcpy(dx, dout, sizeof(float) * nout);
+    else
+        bfn_vec_add(dx, dout, nout);
+
+    /* conv2: its input dropout(SiLU(GN2(h1))) is recomputed into s1 */
+    bfn_groupnorm_silu_apply(sc->s1, h1, mean2, rstd2, PAR(n, r->norm2_w), PAR(n, r->norm2_b), 1,
+                             cout, hw, G);
+    if (p > 0.0f)
+        bfn_dropout_forward(sc->s1, sc->s1, mask, nout, p);
+    conv_backward(n, &r->conv2, sg, sc->s2, 0, G_(r->conv2.b), dout, sc->s1, sc->col);
+    /* dropout is a diagonal linear map: its backward is the same map */
+    if (p > 0.0f)
+        bfn_dropout_forward(sc->s2, sc->s2, mask, nout, p);
+    float *dh1 = sc->s3;
+    bfn_groupnorm_silu_backward(dh1, G_(r->norm2_w), G_(r->norm2_b), sc->s2, h1, mean2, rstd2,
+                                PAR(n, r->norm2_w), PAR(n, r->norm2_b), 1, cout, hw, G, 0);
+
+    /* conv1 bias and the time projection are both added per channel */
+    float *db1 = G_(r->conv1.b);
+    for (int c = 0; c < cout; c++) {
+        sc->dsp[c] = (float)bfn_vec_sum(dh1 + (size_t)c * hw, hw);
+        db1[c] += sc->dsp[c];
+    }
+    bfn_linear_backward(n->dact + n->t_de + (size_t)b * D, G_(r->temb_w), G_(r->temb_b), sc->dsp,
+                        IMG(n, n->t_e, b, D), PAR(n, r->temb_w), 1, D, cout);
+
+    /* conv1: its input SiLU(GN1(x)) is recomputed into s1 */
+    bfn_groupnorm_silu_apply(sc->s1, x, mean1, rstd1, PAR(n, r->norm1_w), PAR(n, r->norm1_b), 1,
+                             cin, hw, G);
+    conv_backward(n, &r->conv1, sg, sc->s2, 0, NULL, dh1, sc->s1, sc->col);
+    bfn_groupnorm_silu_backward(dx, G_(r->norm1_w), G_(r->norm1_b), sc->s2, x, mean1, rstd1,
+                                PAR(n, r->norm1_w), PAR(n, r->norm1_b), 1, cin, hw, G, 1);
+#undef G_
+}
+
+static void op_backward_image(bwd_job *j, const op *o, const scratch *sc, const shard_grads *sg,
+                              int b)
+{
+    bfn_net *n = j->n;
+    float *grads = sg->g;
     const stream *si = &n->streams[o->in], *so = &n->streams[o->out];
+    size_t nin = stream_size(si), nout = stream_size(so);
+    const float *in = IMG(n, si->act, b, nin);
+    float *din = n->dact + si->grad + (size_t)b * nin;
+    const float *dout = n->dact + so->grad + (size_t)b * nout;
     switch (o->kind) {
     case OP_CONV: {
+        const conv_rec *c = &o->u.conv;
         /* stream 0 is the network input: its gradient only when asked for */
-        float *din = o->in == 0 && !need_dx ? NULL : DACT(n, si->grad);
-        bfn_conv2d_backward(din, GRD(n, o->u.conv.w), GRD(n, o->u.conv.b), DACT(n, so->grad),
-                            ACT(n, si->act), PAR(n, o->u.conv.w), n->ws, B, &o->u.conv.s);
+        conv_backward(n, c, sg, o->in == 0 && !j->need_dx ? NULL : din, !o->first_in,
+                      grads + c->b, dout, in, sc->col);
         break;
     }
     case OP_RES:
-        res_backward(n, o, B);
+        res_backward_image(n, o, sc, sg, b);
         break;
     case OP_ATTN: {
         const attn_rec *t = &o->u.attn;
         bfn_attn_params p = attn_params(n, t);
-        bfn_attn_saved s = attn_saved(n, t);
-        bfn_attn_grads g = {GRD(n, t->norm_w), GRD(n, t->norm_b), GRD(n, t->qkv_w),
-                            GRD(n, t->qkv_b), GRD(n, t->proj_w), GRD(n, t->proj_b)};
-        bfn_attention_backward(DACT(n, si->grad), &g, DACT(n, so->grad), ACT(n, si->act), &s, &p,
-                               n->ws, B, &t->s);
+        bfn_attn_saved s = attn_saved(n, t, b);
+        bfn_attn_grads g = {grads + t->norm_w, grads + t->norm_b, grads + t->qkv_w,
+                            grads + t->qkv_b, grads + t->proj_w, grads + t->proj_b};
+        bfn_attention_backward(din, &g, dout, in, &s, &p, sc->aws, 1, &t->s, !o->first_in);
         break;
     }
     case OP_UPSAMPLE:
-        bfn_upsample2x_backward(DACT(n, si->grad), DACT(n, so->grad), B, si->c, si->h, si->w);
+        if (o->first_in)
+            memset(din, 0, sizeof(float) * nin);
+        bfn_upsample2x_backward(din, dout, 1, si->c, si->h, si->w);
         break;
     case OP_CONCAT: {
         const stream *s2 = &n->streams[o->in2];
-        bfn_concat_backward(DACT(n, si->grad), DACT(n, s2->grad), DACT(n, so->grad), B, si->c,
-                            s2->c, si->h * si->w);
+        size_t n2 = stream_size(s2);
+        float *din2 = n->dact + s2->grad + (size_t)b * n2;
+        if (o->first_in)
+            memcpy(din, dout, sizeof(float) * nin);
+        else
+            bfn_vec_add(din, dout, nin);
+        if (o->first_in2)
+            memcpy(din2, dout + nin, sizeof(float) * n2);
+        else
+            bfn_vec_add(din2, dout + nin, n2);
         break;
     }
+    }
+}
+
+static void backward_image(bwd_job *j, const scratch *sc, const shard_grads *sg, int b)
+{
+    float *grads = sg->g;
+    bfn_net *n = j->n;
+    const bfn_net_config *c = &n->cfg;
+    int hw = c->H * c->W, G = c->groups;
+    memset(n->dact + n->t_de + (size_t)b * c->temb_dim, 0, sizeof(float) * c->temb_dim);
+
+    const stream *h = &n->streams[n->head_in];
+    size_t nh = stream_size(h);
+    const float *hx = IMG(n, h->act, b, nh);
+    const float *mean = IMG(n, n->out_mean, b, G), *rstd = IMG(n, n->out_rstd, b, G);
+    const conv_rec *oc = &n->out_conv;
+    bfn_groupnorm_silu_apply(sc->s1, hx, mean, rstd, PAR(n, n->out_norm_w), PAR(n, n->out_norm_b),
+                             1, h->c, hw, G);
+    conv_backward(n, oc, sg, sc->s2, 0, grads + oc->b, j->dlogits + (size_t)b * n->out_ch * hw,
+                  sc->s1, sc->col);
+    bfn_groupnorm_silu_backward(n->dact + h->grad + (size_t)b * nh, grads + n->out_norm_w,
+                                grads + n->out_norm_b, sc->s2, hx, mean, rstd,
+                                PAR(n, n->out_norm_w), PAR(n, n->out_norm_b), 1, h->c, hw, G, 0);
+
+    for (int i = n->n_ops - 1; i >= 0; i--)
+        op_backward_image(j, &n->ops[i], sc, sg, b);
+}
+
+static void backward_worker(void *arg, int tid, int nthreads)
+{
+    (void)nthreads;
+    bwd_job *j = arg;
+    bfn_net *n = j->n;
+    scratch sc = scratch_of(n, tid);
+    int s;
+    while ((s = atomic_fetch_add(&j->next, 1)) < j->n_shards) {
+        shard_grads sg = {s == 0 ? n->grads : n->gpart + (size_t)(s - 1) * n->n_params,
+                          n->dwt + (size_t)s * n->n_dwt};
+        int b0 = (int)((long)s * j->B / j->n_shards), b1 = (int)((long)(s + 1) * j->B / j->n_shards);
+        for (int b = b0; b < b1; b++)
+            backward_image(j, &sc, &sg, b);
+    }
+}
+
+typedef struct {
+    bfn_net *n;
+    int n_shards;
+} shard_job;
+
+/* Shard sums in a fixed order, each piece by one thread: fixed chunks of
+ * the parameter array get grads += shard 1, += shard 2, ... (this pass);
+ * then each dwt_on conv gets dWᵀ of shards 1.. added to shard 0's, and
+ * grads += its transpose (reduce_dwt_worker). The shard arrays are left
+ * zeroed for the next backward. */
+static void reduce_worker(void *arg, int tid, int nthreads)
+{
+    shard_job *j = arg;
+    bfn_net *n = j->n;
+    size_t np = n->n_params;
+    size_t lo = np * tid / nthreads, hi = np * (tid + 1) / nthreads;
+    for (int s = 1; s < j->n_shards; s++) {
+        float *part = n->gpart + (size_t)(s - 1) * np;
+        bfn_vec_add(n->grads + lo, part + lo, hi - lo);
+        memset(part + lo, 0, sizeof(float) * (hi - lo));
+    }
+}
+
+/* Runs after reduce_worker (both write grads). */
+static void reduce_dwt_worker(void *arg, int tid, int nthreads)
+{
+    shard_job *j = arg;
+    bfn_net *n = j->n;
+    for (int i = tid; i < n->n_convs; i += nthreads) {
+        const conv_rec *c = n->convs[i];
+        if (!c->dwt_on)
+            continue;
+        int cout = c->s.cout, K = c->s.cin * c->s.k * c->s.k;
+        size_t sz = (size_t)cout * K;
+        float *t0 = n->dwt + c->dwt, *g = n->grads + c->w;
+        for (int s = 1; s < j->n_shards; s++) {
+            float *ts = n->dwt + (size_t)s * n->n_dwt + c->dwt;
+            bfn_vec_add(t0, ts, sz);
+            memset(ts, 0, sizeof(float) * sz);
+        }
+        for (int co = 0; co < cout; co++)
+            for (int k = 0; k < K; k++)
+                g[(size_t)co * K + k] += t0[(size_t)k * cout + co];
+        memset(t0, 0, sizeof(float) * sz);
+    }
+}
+
+/* Flipped kernels of the transposable convs (the parameters changed since
+ * the last backward), convs split between threads. */
+static void flip_worker(void *arg, int tid, int nthreads)
+{
+    bfn_net *n = arg;
+    for (int i = tid; i < n->n_convs; i += nthreads) {
+        const conv_rec *c = n->convs[i];
+        if (bfn_conv2d_transposable(&c->s))
+            bfn_conv2d_flip_weights(n->wt + c->wt, PAR(n, c->w), &c->s);
     }
 }
 
@@ -770,31 +1322,55 @@ bfn_status bfn_net_backward(bfn_net *n, const float *dlogits, float *dx)
                            "bfn_net_backward: needs a training forward just before");
     const bfn_net_config *c = &n->cfg;
     int B = n->last_B, hw = c->H * c->W;
-    for (int i = 0; i < n->n_streams; i++) {
-        const stream *s = &n->streams[i];
-        memset(DACT(n, s->grad), 0, sizeof(float) * B * s->c * s->h * s->w);
+    int S = B < NET_SHARDS ? B : NET_SHARDS;
+    if (S - 1 > n->n_gpart) {
+        /* first backward at this batch size: the shards' gradient arrays */
+        float *g = calloc((size_t)(S - 1) * n->n_params, sizeof(float));
+        float *t = calloc((size_t)S * n->n_dwt + 1, sizeof(float));
+        if (!g || !t) {
+            free(g);
+            free(t);
+            return bfn_err_set(&n->err, BFN_ERR_NOMEM,
+                               "bfn_net_backward: cannot allocate %.0f MB of shard gradients",
+                               ((S - 1) * (double)n->n_params + S * (double)n->n_dwt) * 4 / 1e6);
+        }
+        free(n->gpart);
+        free(n->dwt);
+        n->gpart = g;
+        n->dwt = t;
+        n->n_gpart = S - 1;
     }
-    memset(DACT(n, n->t_de), 0, sizeof(float) * B * c->temb_dim);
+    if (!n->dwt) {
+        n->dwt = calloc(n->n_dwt + 1, sizeof(float));
+        if (!n->dwt)
+            return bfn_err_set(&n->err, BFN_ERR_NOMEM,
+                               "bfn_net_backward: cannot allocate %.0f MB of shard gradients",
+                               n->n_dwt * 4.0 / 1e6);
+    }
 
-    const stream *h = &n->streams[n->head_in];
-    bfn_groupnorm_silu_apply(n->s1, ACT(n, h->act), ACT(n, n->out_mean), ACT(n, n->out_rstd),
-                             PAR(n, n->out_norm_w), PAR(n, n->out_norm_b), B, h->c, hw, c->groups);
-    memset(n->s2, 0, sizeof(float) * B * h->c * hw);
-    bfn_conv2d_backward(n->s2, GRD(n, n->out_conv.w), GRD(n, n->out_conv.b), dlogits, n->s1,
-                        PAR(n, n->out_conv.w), n->ws, B, &n->out_conv.s);
-    bfn_groupnorm_silu_backward(DACT(n, h->grad), GRD(n, n->out_norm_w), GRD(n, n->out_norm_b),
-                                n->s2, ACT(n, h->act), ACT(n, n->out_mean), ACT(n, n->out_rstd),
-                                PAR(n, n->out_norm_w), PAR(n, n->out_norm_b), B, h->c, hw,
-                                c->groups);
-
-    for (int i = n->n_ops - 1; i >= 0; i--)
-        op_backward(n, &n->ops[i], B, dx != NULL);
+    int blas;
+    unsigned fp = bfn_fp_flush_denormals();
+    int T = begin_parallel(n, &blas);
+    bfn_pool_run(n->pool, T, flip_worker, n);
+    bwd_job j;
+    j.n = n;
+    j.dlogits = dlogits;
+    j.B = B;
+    j.need_dx = dx != NULL;
+    j.n_shards = S;
+    atomic_init(&j.next, 0);
+    bfn_pool_run(n->pool, T < S ? T : S, backward_worker, &j);
+    shard_job sj = {n, S};
+    bfn_pool_run(n->pool, T, reduce_worker, &sj);
+    bfn_pool_run(n->pool, T, reduce_dwt_worker, &sj);
 
     bfn_temb_params tp = temb_params(n);
-    bfn_temb_saved ts = temb_saved(n);
+    bfn_temb_saved ts = temb_saved(n, 0);
     bfn_temb_grads tg = {GRD(n, n->temb_w1), GRD(n, n->temb_b1), GRD(n, n->temb_w2),
                          GRD(n, n->temb_b2)};
-    bfn_temb_backward(&tg, DACT(n, n->t_de), &ts, &tp, n->ws, B, c->temb_dim);
+    bfn_temb_backward(&tg, DACT(n, n->t_de), &ts, &tp, n->temb_ws, B, c->temb_dim);
+    end_parallel(blas);
+    bfn_fp_restore(fp);
 
     if (dx) {
         const float *d0 = DACT(n, n->streams[0].grad);

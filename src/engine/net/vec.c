@@ -1,0 +1,591 @@
+/* Elementwise and reduction kernels: plain C, AVX2+FMA, and AVX-512 for the
+ * exp-bound ones, chosen at run time (the functions carry a target
+ * attribute, so the rest of the build stays baseline x86-64). */
+#include "net/vec.h"
+
+#include <math.h>
+#include <string.h>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define VEC_X86 1
+#include <immintrin.h>
+#else
+#define VEC_X86 0
+#endif
+
+/* ---- plain C ---- */
+
+static inline float sigmoid_c(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+static double sum_c(const float *x, size_t n)
+{
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += x[i];
+        s1 += x[i + 1];
+        s2 += x[i + 2];
+        s3 += x[i + 3];
+    }
+    for (; i < n; i++)
+        s0 += x[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static double sumsq_dev_c(const float *x, size_t n, double m)
+{
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        double a = x[i] - m, b = x[i + 1] - m, c = x[i + 2] - m, d = x[i + 3] - m;
+        s0 += a * a;
+        s1 += b * b;
+        s2 += c * c;
+        s3 += d * d;
+    }
+    for (; i < n; i++)
+        s0 += (x[i] - m) * (x[i] - m);
+    return (s0 + s1) + (s2 + s3);
+}
+
+static void affine_c(float *y, const float *x, size_t n, float a, float c, int silu)
+{
+    if (silu)
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i] * a + c;
+            y[i] = v * sigmoid_c(v);
+        }
+    else
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] * a + c;
+}
+
+static void add_const_c(float *y, const float *x, size_t n, float c)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] + c;
+}
+
+static void add_c(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+/* SiLU'(v) = σ(v)·(1 + v·(1 − σ(v))) */
+static void silu_grad_sums_c(float *d, const float *x, size_t n, float a, float c, double *sd,
+                             double *sdx)
+{
+    double s = 0.0, sx = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] * a + c;
+        float sg = sigmoid_c(v);
+        float g = d[i] * sg * (1.0f + v * (1.0f - sg));
+        d[i] = g;
+        s += g;
+        sx += (double)g * x[i];
+    }
+    *sd += s;
+    *sdx += sx;
+}
+
+static void sums2_c(const float *d, const float *x, size_t n, double *sd, double *sdx)
+{
+    double s = 0.0, sx = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        s += d[i];
+        sx += (double)d[i] * x[i];
+    }
+    *sd += s;
+    *sdx += sx;
+}
+
+static void lincomb_c(float *y, const float *d, const float *x, size_t n, float k1, float k2,
+                      float k0, int accumulate)
+{
+    if (accumulate)
+        for (size_t i = 0; i < n; i++)
+            y[i] += k1 * d[i] + k2 * x[i] + k0;
+    else
+        for (size_t i = 0; i < n; i++)
+            y[i] = k1 * d[i] + k2 * x[i] + k0;
+}
+
+static void mask_scale_c(float *y, const float *x, const uint8_t *mask, size_t n, float scale)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = mask[i] ? x[i] * scale : 0.0f;
+}
+
+static double exp_shift_c(float *y, const float *x, size_t n, float shift)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        y[i] = expf(x[i] - shift);
+        s += y[i];
+    }
+    return s;
+}
+
+static const bfn_vec_kernels kernels_c = {
+    sum_c, sumsq_dev_c, affine_c, add_const_c, add_c, silu_grad_sums_c, sums2_c, lincomb_c,
+    mask_scale_c, exp_shift_c,
+};
+
+/* ---- AVX2 + FMA ---- */
+
+#if VEC_X86
+#define TGT __attribute__((target("avx2,fma")))
+
+static inline TGT __m256i tail_mask(size_t r)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline TGT double hsum_pd(__m256d v)
+{
+    __m128d lo = _mm256_castpd256_pd128(v), hi = _mm256_extractf128_pd(v, 1);
+    lo = _mm_add_pd(lo, hi);
+    return _mm_cvtsd_f64(lo) + _mm_cvtsd_f64(_mm_unpackhi_pd(lo, lo));
+}
+
+/* exp(x), Cephes expf: x = n·ln2 + r, exp(r) by a degree-6 polynomial. The
+ * clamp keeps 2^n finite; max(lo, x) and min(hi, ·) return x when it is NaN,
+ * so NaN propagates. */
+static inline TGT __m256 exp256(__m256 x)
+{
+    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-88.3762626647949f);
+    x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+static inline TGT __m256 sigmoid256(__m256 v)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+}
+
+static inline TGT __m256 load_tail(const float *x, size_t r)
+{
+    return _mm256_maskload_ps(x, tail_mask(r));
+}
+
+static inline TGT void store_tail(float *y, size_t r, __m256 v)
+{
+    _mm256_maskstore_ps(y, tail_mask(r), v);
+}
+
+static inline TGT void acc_pd(__m256d *a0, __m256d *a1, __m256 v)
+{
+    *a0 = _mm256_add_pd(*a0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    *a1 = _mm256_add_pd(*a1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+static inline TGT void acc_prod_pd(__m256d *a0, __m256d *a1, __m256 u, __m256 v)
+{
+    *a0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(u)),
+                          _mm256_cvtps_pd(_mm256_castps256_ps128(v)), *a0);
+    *a1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(u, 1)),
+                          _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), *a1);
+}
+
+static TGT double sum_avx2(const float *x, size_t n)
+{
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    __m256d b0 = _mm256_setzero_pd(), b1 = _mm256_setzero_pd();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc_pd(&a0, &a1, _mm256_loadu_ps(x + i));
+        acc_pd(&b0, &b1, _mm256_loadu_ps(x + i + 8));
+    }
+    for (; i + 8 <= n; i += 8)
+        acc_pd(&a0, &a1, _mm256_loadu_ps(x + i));
+    if (i < n)
+        acc_pd(&b0, &b1, load_tail(x + i, n - i));
+    return hsum_pd(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(b0, b1)));
+}
+
+static TGT double sumsq_dev_avx2(const float *x, size_t n, double m)
+{
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), md = _mm256_set1_pd(m);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), md);
+        __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), md);
+        a0 = _mm256_fmadd_pd(d0, d0, a0);
+        a1 = _mm256_fmadd_pd(d1, d1, a1);
+    }
+    double s = hsum_pd(_mm256_add_pd(a0, a1));
+    for (; i < n; i++)
+        s += (x[i] - m) * (x[i] - m);
+    return s;
+}
+
+static inline TGT __m256 affine_silu8(__m256 x, __m256 a, __m256 c)
+{
+    __m256 v = _mm256_fmadd_ps(x, a, c);
+    return _mm256_mul_ps(v, sigmoid256(v));
+}
+
+static TGT void affine_avx2(float *y, const float *x, size_t n, float a, float c, int silu)
+{
+    __m256 va = _mm256_set1_ps(a), vc = _mm256_set1_ps(c);
+    size_t i = 0, r;
+    if (silu) {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(y + i, affine_silu8(_mm256_loadu_ps(x + i), va, vc));
+        if ((r = n - i) > 0)
+            store_tail(y + i, r, affine_silu8(load_tail(x + i, r), va, vc));
+    } else {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(x + i), va, vc));
+        if ((r = n - i) > 0)
+            store_tail(y + i, r, _mm256_fmadd_ps(load_tail(x + i, r), va, vc));
+    }
+}
+
+static TGT void add_const_avx2(float *y, const float *x, size_t n, float c)
+{
+    __m256 vc = _mm256_set1_ps(c);
+    size_t i = 0, r;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(x + i), vc));
+    if ((r = n - i) > 0)
+        store_tail(y + i, r, _mm256_add_ps(load_tail(x + i, r), vc));
+}
+
+static TGT void add_avx2(float *y, const float *x, size_t n)
+{
+    size_t i = 0, r;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+    if ((r = n - i) > 0)
+        store_tail(y + i, r, _mm256_add_ps(load_tail(y + i, r), load_tail(x + i, r)));
+}
+
+static inline TGT __m256 silu_grad8(__m256 d, __m256 x, __m256 a, __m256 c)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 v = _mm256_fmadd_ps(x, a, c);
+    __m256 sg = sigmoid256(v);
+    __m256 k = _mm256_fmadd_ps(v, _mm256_sub_ps(one, sg), one);
+    return _mm256_mul_ps(_mm256_mul_ps(d, sg), k);
+}
+
+static TGT void silu_grad_sums_avx2(float *d, const float *x, size_t n, float a, float c,
+                                    double *sd, double *sdx)
+{
+    __m256 va = _mm256_set1_ps(a), vc = _mm256_set1_ps(c);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    __m256d t0 = _mm256_setzero_pd(), t1 = _mm256_setzero_pd();
+    size_t i = 0, r;
+    for (; i + 8 <= n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 g = silu_grad8(_mm256_loadu_ps(d + i), xv, va, vc);
+        _mm256_storeu_ps(d + i, g);
+        acc_pd(&s0, &s1, g);
+        acc_prod_pd(&t0, &t1, g, xv);
+    }
+    if ((r = n - i) > 0) { /* masked lanes load d = x = 0 and so add exact zeros */
+        __m256 xv = load_tail(x + i, r);
+        __m256 g = silu_grad8(load_tail(d + i, r), xv, va, vc);
+        store_tail(d + i, r, g);
+        acc_pd(&s0, &s1, g);
+        acc_prod_pd(&t0, &t1, g, xv);
+    }
+    *sd += hsum_pd(_mm256_add_pd(s0, s1));
+    *sdx += hsum_pd(_mm256_add_pd(t0, t1));
+}
+
+static TGT void sums2_avx2(const float *d, const float *x, size_t n, double *sd, double *sdx)
+{
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    __m256d t0 = _mm256_setzero_pd(), t1 = _mm256_setzero_pd();
+    size_t i = 0, r;
+    for (; i + 8 <= n; i += 8) {
+        __m256 dv = _mm256_loadu_ps(d + i);
+        acc_pd(&s0, &s1, dv);
+        acc_prod_pd(&t0, &t1, dv, _mm256_loadu_ps(x + i));
+    }
+    if ((r = n - i) > 0) {
+        __m256 dv = load_tail(d + i, r);
+        acc_pd(&s0, &s1, dv);
+        acc_prod_pd(&t0, &t1, dv, load_tail(x + i, r));
+    }
+    *sd += hsum_pd(_mm256_add_pd(s0, s1));
+    *sdx += hsum_pd(_mm256_add_pd(t0, t1));
+}
+
+static TGT void lincomb_avx2(float *y, const float *d, const float *x, size_t n, float k1,
+                             float k2, float k0, int accumulate)
+{
+    __m256 a = _mm256_set1_ps(k1), b = _mm256_set1_ps(k2), c = _mm256_set1_ps(k0);
+    size_t i = 0, r;
+    if (accumulate) {
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_fmadd_ps(a, _mm256_loadu_ps(d + i),
+                                       _mm256_fmadd_ps(b, _mm256_loadu_ps(x + i), c));
+            _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), v));
+        }
+        if ((r = n - i) > 0) {
+            __m256 v = _mm256_fmadd_ps(a, load_tail(d + i, r), _mm256_fmadd_ps(b, load_tail(x + i, r), c));
+            store_tail(y + i, r, _mm256_add_ps(load_tail(y + i, r), v));
+        }
+    } else {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(d + i),
+                                                    _mm256_fmadd_ps(b, _mm256_loadu_ps(x + i), c)));
+        if ((r = n - i) > 0)
+            store_tail(y + i, r, _mm256_fmadd_ps(a, load_tail(d + i, r),
+                                                 _mm256_fmadd_ps(b, load_tail(x + i, r), c)));
+    }
+}
+
+static inline TGT __m256 mask8(const uint8_t *m)
+{
+    __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)m));
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(b, _mm256_setzero_si256()));
+}
+
+static TGT void mask_scale_avx2(float *y, const float *x, const uint8_t *mask, size_t n,
+                                float scale)
+{
+    __m256 s = _mm256_set1_ps(scale);
+    size_t i = 0, r;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_and_ps(mask8(mask + i), _mm256_mul_ps(_mm256_loadu_ps(x + i), s)));
+    if ((r = n - i) > 0) {
+        uint8_t m[8] = {0};
+        memcpy(m, mask + i, r);
+        store_tail(y + i, r, _mm256_and_ps(mask8(m), _mm256_mul_ps(load_tail(x + i, r), s)));
+    }
+}
+
+static TGT double exp_shift_avx2(float *y, const float *x, size_t n, float shift)
+{
+    __m256 s = _mm256_set1_ps(shift);
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    size_t i = 0, r;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+        _mm256_storeu_ps(y + i, v);
+        acc_pd(&a0, &a1, v);
+    }
+    if ((r = n - i) > 0) { /* masked lanes are zeroed before the sum */
+        __m256 v = _mm256_and_ps(exp256(_mm256_sub_ps(load_tail(x + i, r), s)),
+                                 _mm256_castsi256_ps(tail_mask(r)));
+        store_tail(y + i, r, v);
+        acc_pd(&a0, &a1, v);
+    }
+    return hsum_pd(_mm256_add_pd(a0, a1));
+}
+
+static const bfn_vec_kernels kernels_avx2 = {
+    sum_avx2, sumsq_dev_avx2, affine_avx2, add_const_avx2, add_avx2, silu_grad_sums_avx2,
+    sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx2,
+};
+
+/* ---- AVX-512: the two exp-bound kernels 16 wide, the rest as AVX2 ---- */
+
+#define T512 __attribute__((target("avx512f")))
+
+static inline T512 __mmask16 tail16(size_t r)
+{
+    return (__mmask16)((1u << r) - 1);
+}
+
+/* exp256 at 16 lanes (same constants, same operations per lane) */
+static inline T512 __m512 exp512(__m512 x)
+{
+    const __m512 hi = _mm512_set1_ps(88.3762626647949f), lo = _mm512_set1_ps(-88.3762626647949f);
+    x = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+static inline T512 __m512 sigmoid512(__m512 v)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+}
+
+static inline T512 __m512 affine_silu16(__m512 x, __m512 a, __m512 c)
+{
+    __m512 v = _mm512_fmadd_ps(x, a, c);
+    return _mm512_mul_ps(v, sigmoid512(v));
+}
+
+static T512 void affine_avx512(float *y, const float *x, size_t n, float a, float c, int silu)
+{
+    __m512 va = _mm512_set1_ps(a), vc = _mm512_set1_ps(c);
+    size_t i = 0, r;
+    if (!silu) {
+        affine_avx2(y, x, n, a, c, 0);
+        return;
+    }
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, affine_silu16(_mm512_loadu_ps(x + i), va, vc));
+    if ((r = n - i) > 0)
+        _mm512_mask_storeu_ps(y + i, tail16(r),
+                              affine_silu16(_mm512_maskz_loadu_ps(tail16(r), x + i), va, vc));
+}
+
+static inline T512 void acc_pd512(__m512d *a0, __m512d *a1, __m512 v)
+{
+    *a0 = _mm512_add_pd(*a0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    *a1 = _mm512_add_pd(*a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+
+static inline T512 void acc_prod_pd512(__m512d *a0, __m512d *a1, __m512 u, __m512 v)
+{
+    __m256 uh = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1));
+    __m256 vh = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    *a0 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(u)),
+                          _mm512_cvtps_pd(_mm512_castps512_ps256(v)), *a0);
+    *a1 = _mm512_fmadd_pd(_mm512_cvtps_pd(uh), _mm512_cvtps_pd(vh), *a1);
+}
+
+static inline T512 __m512 silu_grad16(__m512 d, __m512 x, __m512 a, __m512 c)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 v = _mm512_fmadd_ps(x, a, c);
+    __m512 sg = sigmoid512(v);
+    __m512 k = _mm512_fmadd_ps(v, _mm512_sub_ps(one, sg), one);
+    return _mm512_mul_ps(_mm512_mul_ps(d, sg), k);
+}
+
+static T512 void silu_grad_sums_avx512(float *d, const float *x, size_t n, float a, float c,
+                                       double *sd, double *sdx)
+{
+    __m512 va = _mm512_set1_ps(a), vc = _mm512_set1_ps(c);
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    __m512d t0 = _mm512_setzero_pd(), t1 = _mm512_setzero_pd();
+    size_t i = 0, r;
+    for (; i + 16 <= n; i += 16) {
+        __m512 xv = _mm512_loadu_ps(x + i);
+        __m512 g = silu_grad16(_mm512_loadu_ps(d + i), xv, va, vc);
+        _mm512_storeu_ps(d + i, g);
+        acc_pd512(&s0, &s1, g);
+        acc_prod_pd512(&t0, &t1, g, xv);
+    }
+    if ((r = n - i) > 0) { /* masked lanes load d = x = 0 and so add exact zeros */
+        __m512 xv = _mm512_maskz_loadu_ps(tail16(r), x + i);
+        __m512 g = silu_grad16(_mm512_maskz_loadu_ps(tail16(r), d + i), xv, va, vc);
+        _mm512_mask_storeu_ps(d + i, tail16(r), g);
+        acc_pd512(&s0, &s1, g);
+        acc_prod_pd512(&t0, &t1, g, xv);
+    }
+    *sd += _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    *sdx += _mm512_reduce_add_pd(_mm512_add_pd(t0, t1));
+}
+
+static const bfn_vec_kernels kernels_avx512 = {
+    sum_avx2, sumsq_dev_avx2, affine_avx512, add_const_avx2, add_avx2, silu_grad_sums_avx512,
+    sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx2,
+};
+#endif
+
+/* ---- dispatch ---- */
+
+static int have_avx2(void)
+{
+#if VEC_X86
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+static int have_avx512(void)
+{
+#if VEC_X86
+    return have_avx2() && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+int bfn_vec_active(void)
+{
+    return have_avx512() ? 2 : have_avx2() ? 1 : 0;
+}
+
+const bfn_vec_kernels *bfn_vec_kernels_get(int level)
+{
+#if VEC_X86
+    if (level == 2 && have_avx512())
+        return &kernels_avx512;
+    if (level == 1 && have_avx2())
+        return &kernels_avx2;
+#endif
+    return level == 0 ? &kernels_c : NULL;
+}
+
+static inline const bfn_vec_kernels *K(void)
+{
+#if VEC_X86
+    if (have_avx512())
+        return &kernels_avx512;
+    if (have_avx2())
+        return &kernels_avx2;
+#endif
+    return &kernels_c;
+}
+
+double bfn_vec_sum(const float *x, size_t n) { return K()->sum(x, n); }
+double bfn_vec_sumsq_dev(const float *x, size_t n, double m) { return K()->sumsq_dev(x, n, m); }
+void bfn_vec_affine(float *y, const float *x, size_t n, float a, float c, int silu)
+{
+    K()->affine(y, x, n, a, c, silu);
+}
+void bfn_vec_add_const(float *y, const float *x, size_t n, float c) { K()->add_const(y, x, n, c); }
+void bfn_vec_add(float *y, const float *x, size_t n) { K()->add(y, x, n); }
+void bfn_vec_silu_grad_sums(float *d, const float *x, size_t n, float a, float c, double *sd,
+                            double *sdx)
+{
+    K()->silu_grad_sums(d, x, n, a, c, sd, sdx);
+}
+void bfn_vec_sums2(const float *d, const float *x, size_t n, double *sd, double *sdx)
+{
+    K()->sums2(d, x, n, sd, sdx);
+}
+void bfn_vec_lincomb(float *y, const float *d, const float *x, size_t n, float k1, float k2,
+                     float k0, int accumulate)
+{
+    K()->lincomb(y, d, x, n, k1, k2, k0, accumulate);
+}
+void bfn_vec_mask_scale(float *y, const float *x, const uint8_t *mask, size_t n, float scale)
+{
+    K()->mask_scale(y, x, mask, n, scale);
+}
+double bfn_vec_exp_shift(float *y, const float *x, size_t n, float shift)
+{
+    return K()->exp_shift(y, x, n, shift);
+}

@@ -1,0 +1,230 @@
+/* The left panel: model choice, the sampling settings (n, β(1), seed, grid,
+ * final output), what the cells show, and exports. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "app_internal.h"
+
+typedef struct {
+    viz_app *a;
+    int x, y, w;  /* next row's left edge, top and width */
+    int row, gap; /* row height and spacing */
+} column;
+
+static void section(column *c, const char *name)
+{
+    viz_ui *ui = &c->a->ui;
+    c->y += c->gap;
+    viz_ui_text(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.accent, name);
+    c->y += viz_ui_line_height(ui, VIZ_FONT_SMALL) + c->gap / 2;
+}
+
+static void label(column *c, SDL_Color col, const char *s)
+{
+    viz_ui *ui = &c->a->ui;
+    viz_ui_text(ui, VIZ_FONT_NORMAL, c->x, c->y, col, s);
+    c->y += viz_ui_line_height(ui, VIZ_FONT_NORMAL) + 2;
+}
+
+/* "[−] value [+]" with a caption on the left; returns −1, 0 or +1. */
+static int stepper(column *c, const char *id, const char *caption, const char *value,
+                   const char *tip_minus, const char *tip_plus, const char *tip_value)
+{
+    viz_ui *ui = &c->a->ui;
+    int bw = c->row, cap_w = viz_ui_px(ui, 90), vw = viz_ui_px(ui, 70), r = 0;
+    char bid[48];
+    int ty = c->y + (c->row - viz_ui_line_height(ui, VIZ_FONT_NORMAL)) / 2;
+    viz_ui_text(ui, VIZ_FONT_NORMAL, c->x, ty, ui->th.dim, caption);
+    int x = c->x + cap_w;
+    viz_fmt(bid, sizeof bid, "%s-", id);
+    if (viz_ui_button(ui, bid, (SDL_Rect){x, c->y, bw, c->row}, "−", tip_minus, 0))
+        r = -1;
+    x += bw;
+    viz_ui_region(ui, id, (SDL_Rect){x, c->y, vw, c->row}, tip_value);
+    viz_ui_text_center(ui, VIZ_FONT_NORMAL, (SDL_Rect){x, c->y, vw, c->row}, ui->th.text, value);
+    x += vw;
+    viz_fmt(bid, sizeof bid, "%s+", id);
+    if (viz_ui_button(ui, bid, (SDL_Rect){x, c->y, bw, c->row}, "+", tip_plus, 0))
+        r = 1;
+    return r;
+}
+
+static void model_section(column *c)
+{
+    viz_app *a = c->a;
+    viz_ui *ui = &a->ui;
+    section(c, "MODEL");
+    int bw = c->row, fw = c->w - 2 * bw - 2 * viz_ui_px(ui, 4);
+    if (viz_ui_field(ui, "model", (SDL_Rect){c->x, c->y, fw, c->row}, a->model_edit,
+                     sizeof a->model_edit,
+                     "Model file to sample from: click, type a path, press Enter"))
+        viz_act_model_load(a, a->model_edit);
+    int x = c->x + fw + viz_ui_px(ui, 4);
+    if (viz_icon_button(a, "model-prev", (SDL_Rect){x, c->y, bw, c->row}, VIZ_ICON_BACK,
+                        "Previous model in models/ and runs/ (Shift+M)"))
+        viz_act_model_cycle(a, -1);
+    if (viz_icon_button(a, "model-next", (SDL_Rect){x + bw + viz_ui_px(ui, 4), c->y, bw, c->row},
+                        VIZ_ICON_FWD, "Next model in models/ and runs/ (M)"))
+        viz_act_model_cycle(a, 1);
+    c->y += c->row + c->gap / 2;
+    const viz_run *r = a->run;
+    int lh = viz_ui_line_height(ui, VIZ_FONT_SMALL);
+    if (r && viz_run_get_state(r) != VIZ_RUN_ERROR) {
+        const viz_model_info *m = &r->model;
+        char params[32];
+        if (m->params >= 1000000)
+            viz_fmt(params, sizeof params, "%.2fM", m->params / 1e6);
+        else
+            viz_fmt(params, sizeof params, "%.1fk", m->params / 1e3);
+        viz_ui_textf(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.text, "%s — %s %d×%d, K = %d",
+                     m->label, m->dataset, m->H, m->W, m->K);
+        viz_ui_textf(ui, VIZ_FONT_SMALL, c->x, c->y + lh, ui->th.dim,
+                     "%s parameters · %llu training steps", params,
+                     (unsigned long long)m->step);
+    } else if (r) {
+        viz_ui_text(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.error, "not loaded (see the message)");
+    }
+    c->y += 2 * lh;
+}
+
+static void sampling_section(column *c)
+{
+    viz_app *a = c->a;
+    viz_ui *ui = &a->ui;
+    char s[128];
+    section(c, "SAMPLING");
+    viz_fmt(s, sizeof s, "steps n = %d", a->set.n);
+    label(c, ui->th.text, s);
+    double v = a->set.n;
+    if (viz_ui_slider(ui, "n", (SDL_Rect){c->x, c->y, c->w, c->row}, &v, 1, 1000, 1, NAN,
+                      "Number of Algorithm 9 steps, 1 to 1000 (logarithmic; Up/Down keys)")) {
+        int n = viz_clampi((int)lround(v), 1, 1000);
+        if (n != a->set.n) {
+            a->set.n = n;
+            viz_act_changed(a);
+        }
+    }
+    c->y += c->row + c->gap / 2;
+
+    double b = viz_beta_shown(a), bm = viz_beta_model(a);
+    viz_fmt(s, sizeof s, "β(1) = %.3g    √β(1) = %.3g", b, sqrt(b));
+    int ly = c->y;
+    label(c, ui->th.text, s);
+    int bw = viz_ui_px(ui, 64);
+    if (viz_ui_button(ui, "beta-model", (SDL_Rect){c->x + c->w - bw, ly - 2, bw, c->row - 4},
+                      "model", "Back to the β(1) the model was trained with (B); the yellow mark",
+                      a->set.beta1 <= 0))
+        viz_act_beta(a, 0);
+    if (viz_ui_slider(ui, "beta1", (SDL_Rect){c->x, c->y, c->w, c->row}, &b, 0.1, 30, 1, bm,
+                      "Final accuracy β(1), 0.1 to 30 (logarithmic; PageUp/PageDown). "
+                      "Yellow mark: the model's trained value")) {
+        a->set.beta1 = b;
+        viz_act_changed(a);
+    }
+    c->y += c->row + c->gap;
+
+    viz_fmt(s, sizeof s, "%llu", (unsigned long long)a->set.seed);
+    int d = stepper(c, "seed", "seed", s, "Previous seed (Shift+S)", "Next seed (S)",
+                    "Random seed: every cell is one image of this seed");
+    if (d)
+        viz_act_seed(a, d);
+    int rw = viz_ui_px(ui, 60);
+    if (viz_ui_button(ui, "seed-random", (SDL_Rect){c->x + c->w - rw, c->y, rw, c->row}, "dice",
+                      "A random seed (R)", 0))
+        viz_act_seed(a, 0);
+    c->y += c->row + c->gap / 2;
+
+    viz_fmt(s, sizeof s, "%d×%d", a->set.grid, a->set.grid);
+    d = stepper(c, "grid", "grid", s, "Fewer cells (Shift+G)", "More cells, up to 8×8 (G)",
+                "How many samples are drawn side by side");
+    if (d)
+        viz_act_grid(a, d);
+    c->y += c->row + c->gap / 2;
+
+    int ty = c->y + (c->row - viz_ui_line_height(ui, VIZ_FONT_NORMAL)) / 2;
+    viz_ui_text(ui, VIZ_FONT_NORMAL, c->x, ty, ui->th.dim, "final");
+    int x = c->x + viz_ui_px(ui, 90), half = (c->w - viz_ui_px(ui, 90)) / 2;
+    if (viz_ui_button(ui, "final.sample", (SDL_Rect){x, c->y, half - 2, c->row}, "sample",
+                      "Final output drawn from p_O at t = 1, as Algorithm 9 (A toggles)",
+                      !a->set.argmax) && a->set.argmax) {
+        a->set.argmax = 0;
+        viz_act_changed(a);
+    }
+    if (viz_ui_button(ui, "final.argmax", (SDL_Rect){x + half, c->y, half - 2, c->row}, "argmax",
+                      "Final output = most probable class, as the reference code (A toggles)",
+                      a->set.argmax) && !a->set.argmax) {
+        a->set.argmax = 1;
+        viz_act_changed(a);
+    }
+    c->y += c->row;
+}
+
+static void show_section(column *c)
+{
+    viz_app *a = c->a;
+    viz_ui *ui = &a->ui;
+    static const char *ids[VIZ_VIEW_COUNT] = {"view.theta", "view.p", "view.k", "view.entropy",
+                                              "view.final"};
+    static const char *names[VIZ_VIEW_COUNT] = {"belief θ", "output p", "class k", "entropy",
+                                                "final"};
+    static const char *tips[VIZ_VIEW_COUNT] = {
+        "Bob's belief θ_on = P(pixel on) after each step's message (1)",
+        "The network's output p_O(on) at t = (i−1)/n, from which k is drawn (2)",
+        "The class k drawn from p_O at each step: what Bob tells himself (3)",
+        "Entropy of Bob's belief per pixel: how unsure he still is (4)",
+        "The final image (5); while sampling, the newest classes drawn",
+    };
+    section(c, "CELLS SHOW");
+    int gap = viz_ui_px(ui, 4), w3 = (c->w - 2 * gap) / 3;
+    for (int i = 0; i < VIZ_VIEW_COUNT; i++) {
+        int col = i % 3, row = i / 3;
+        SDL_Rect b = {c->x + col * (w3 + gap), c->y + row * (c->row + gap), w3, c->row};
+        if (viz_ui_button(ui, ids[i], b, names[i], tips[i], (int)a->view == i))
+            viz_act_view(a, (viz_view)i);
+    }
+    c->y += 2 * c->row + gap;
+}
+
+static void export_section(column *c)
+{
+    viz_app *a = c->a;
+    viz_ui *ui = &a->ui;
+    section(c, "EXPORT (to out/)");
+    int gap = viz_ui_px(ui, 4), w3 = (c->w - 2 * gap) / 3;
+    if (viz_ui_button(ui, "export.view", (SDL_Rect){c->x, c->y, w3, c->row}, "view PNG",
+                      "Save the window as a PNG (P)", 0))
+        viz_export_view(a);
+    if (viz_ui_button(ui, "export.strip", (SDL_Rect){c->x + w3 + gap, c->y, w3, c->row},
+                      "strip PNG", "Save an evolution strip: cells × 11 times of the run (E)", 0))
+        viz_export_strip(a);
+    if (viz_ui_button(ui, "export.frames", (SDL_Rect){c->x + 2 * (w3 + gap), c->y, w3, c->row},
+                      "frames", "Save every step of the run as numbered PNGs (F)",
+                      a->frames_run != NULL))
+        viz_export_frames(a);
+    c->y += c->row;
+}
+
+void viz_controls_panel(viz_app *a, SDL_Rect r)
+{
+    viz_ui *ui = &a->ui;
+    viz_ui_fill(ui, r, ui->th.panel);
+    int pad = viz_ui_px(ui, 14);
+    column c = {.a = a, .x = r.x + pad, .y = r.y + viz_ui_px(ui, 8), .w = r.w - 2 * pad,
+                .row = viz_ui_px(ui, 28), .gap = viz_ui_px(ui, 10)};
+    viz_ui_text(ui, VIZ_FONT_LARGE, c.x, c.y, ui->th.text, "bfnviz");
+    int tw = viz_ui_text_width(ui, VIZ_FONT_LARGE, "bfnviz ");
+    int dy = viz_ui_line_height(ui, VIZ_FONT_LARGE) - viz_ui_line_height(ui, VIZ_FONT_SMALL);
+    viz_ui_text(ui, VIZ_FONT_SMALL, c.x + tw, c.y + dy - 2, ui->th.dim,
+                "Bayesian Flow Networks · Algorithm 9");
+    c.y += viz_ui_line_height(ui, VIZ_FONT_LARGE);
+    model_section(&c);
+    sampling_section(&c);
+    show_section(&c);
+    export_section(&c);
+    int lh = viz_ui_line_height(ui, VIZ_FONT_SMALL);
+    int by = r.y + r.h - lh - viz_ui_px(ui, 8);
+    if (by > c.y + c.gap)
+        viz_ui_textf(ui, VIZ_FONT_SMALL, c.x, by, ui->th.dim,
+                     "zoom %d%% (Ctrl + / −) · F1 or ? : shortcuts", (int)lround(a->zoom * 100));
+}

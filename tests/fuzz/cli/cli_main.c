@@ -1,0 +1,3 @@
+/* The shared helpers of the bfn command line (cli.h), without its main. */
+#define main bfn_cli_main
+#include "../../../src/cli/bfn.c"
