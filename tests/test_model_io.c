@@ -10,6 +10,7 @@
 #include "bfn/net.h"
 #include "bfn/rng.h"
 #include "check.h"
+#include "fixtures.h"
 
 #include <dirent.h>
 #include <float.h>
@@ -120,29 +121,9 @@ static int count_temp_files(void)
 }
 
 /* A config the net accepts and that builds fast: 8x8 images, two levels. */
-static bfn_net_config small_config(int K)
-{
-    bfn_net_config c;
-    memset(&c, 0, sizeof c);
-    c.K = K;
-    c.H = 8;
-    c.W = 8;
-    c.base_ch = 8;
-    c.n_levels = 2;
-    c.ch_mult[0] = 1;
-    c.ch_mult[1] = 2;
-    c.n_res = 1;
-    c.attn_lowest = 1;
-    c.n_heads = 2;
-    c.temb_dim = 16;
-    c.groups = 4;
-    c.dropout = 0.1f;
-    return c;
-}
-
 static bfn_model_meta sample_meta(void)
 {
-    bfn_net_config c = small_config(2);
+    bfn_net_config c = fixture_tiny_config(2, 0.1f);
     bfn_model_meta m;
     bfn_model_meta_init(&m, &c);
     m.beta1 = 3.0;
@@ -844,7 +825,7 @@ static void test_failed_save_keeps_previous_file_intact(void)
 
 static bfn_net *make_net(int K, uint64_t seed)
 {
-    bfn_net_config c = small_config(K);
+    bfn_net_config c = fixture_tiny_config(K, 0.1f);
     bfn_net *net = NULL;
     bfn_err err;
     bfn_err_clear(&err);
@@ -982,7 +963,7 @@ static void test_load_net_refuses_k_mismatch_and_bad_config(void)
 
     /* Header and config say K = 3 but the weights are those of a K = 2 net. */
     bfn_model_meta m = sample_meta();
-    m.config = small_config(3);
+    m.config = fixture_tiny_config(3, 0.1f);
     CHECK_STATUS(BFN_OK, bfn_model_save(path, &m, &sec, 1, &err), &err, "save");
     bfn_net *b = NULL;
     CHECK_STATUS(BFN_ERR_MISMATCH, bfn_model_load_net(path, &b, NULL, 1, &err), &err,

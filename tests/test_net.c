@@ -9,22 +9,7 @@
 #include "bfn/gemm.h"
 #include "bfn/net.h"
 #include "check.h"
-
-static bfn_net_config tiny_config(int K)
-{
-    bfn_net_config c = bfn_net_config_default(K, 8, 8);
-    c.base_ch = 8;
-    c.n_levels = 2;
-    c.ch_mult[0] = 1;
-    c.ch_mult[1] = 2;
-    c.n_res = 1;
-    c.attn_lowest = 1;
-    c.n_heads = 2;
-    c.temb_dim = 16;
-    c.groups = 4;
-    c.dropout = 0.2f;
-    return c;
-}
+#include "fixtures.h"
 
 static bfn_net *make_net(const bfn_net_config *c, int max_batch)
 {
@@ -192,13 +177,13 @@ static void net_gradcheck(const bfn_net_config *cfgp, int per_tensor)
 
 static void test_net_gradients_match_finite_differences_K2(void)
 {
-    bfn_net_config c = tiny_config(2);
+    bfn_net_config c = fixture_tiny_config(2, 0.2f);
     net_gradcheck(&c, 2);
 }
 
 static void test_net_gradients_match_finite_differences_K3(void)
 {
-    bfn_net_config c = tiny_config(3);
+    bfn_net_config c = fixture_tiny_config(3, 0.2f);
     net_gradcheck(&c, 2);
 }
 
@@ -207,7 +192,7 @@ static void test_net_gradients_match_finite_differences_K3(void)
  * level with attention at full resolution. */
 static void test_net_gradients_for_unusual_configs(void)
 {
-    bfn_net_config a = tiny_config(4);
+    bfn_net_config a = fixture_tiny_config(4, 0.2f);
     a.W = 12;
     a.n_res = 0;
     a.attn_lowest = 0;
@@ -218,7 +203,7 @@ static void test_net_gradients_for_unusual_configs(void)
     a.temb_dim = 8;
     a.dropout = 0.0f;
     net_gradcheck(&a, 1);
-    bfn_net_config b = tiny_config(2);
+    bfn_net_config b = fixture_tiny_config(2, 0.2f);
     b.H = 4;
     b.W = 6;
     b.n_levels = 1;
@@ -230,7 +215,7 @@ static void test_net_gradients_for_unusual_configs(void)
 
 static void test_net_inference_is_deterministic_and_batch_independent(void)
 {
-    bfn_net_config cfg = tiny_config(3);
+    bfn_net_config cfg = fixture_tiny_config(3, 0.2f);
     int B = 3, in_ch = 3, hw = 64, per_out = 3 * hw;
     bfn_net *net = make_net(&cfg, B);
     randomize_params(net, 7);
@@ -313,7 +298,7 @@ static void test_net_bits_independent_of_threads_and_batch(void)
 
 static void test_net_initial_logits_are_zero_and_only_out_conv_learns_first(void)
 {
-    bfn_net_config cfg = tiny_config(2);
+    bfn_net_config cfg = fixture_tiny_config(2, 0.2f);
     int B = 2, hw = 64;
     bfn_net *net = make_net(&cfg, B);
     bfn_net_init_params(net, 3);
@@ -348,7 +333,7 @@ static void test_net_initial_logits_are_zero_and_only_out_conv_learns_first(void
 static void test_net_tensors_tile_the_param_array(void)
 {
     for (int K = 2; K <= 3; K++) {
-        bfn_net_config cfg = K == 2 ? bfn_net_config_default(2, 28, 28) : tiny_config(3);
+        bfn_net_config cfg = K == 2 ? bfn_net_config_default(2, 28, 28) : fixture_tiny_config(3, 0.2f);
         bfn_net *net = make_net(&cfg, 1);
         size_t next = 0;
         int n = bfn_net_tensor_count(net), bad_tile = 0, bad_decay = 0, dup = 0;
@@ -381,7 +366,7 @@ static void test_net_tensors_tile_the_param_array(void)
 
 static void test_net_init_is_deterministic_in_seed(void)
 {
-    bfn_net_config cfg = tiny_config(2);
+    bfn_net_config cfg = fixture_tiny_config(2, 0.2f);
     bfn_net *a = make_net(&cfg, 1), *b = make_net(&cfg, 1);
     size_t n = bfn_net_param_count(a);
     bfn_net_init_params(a, 11);
@@ -397,7 +382,7 @@ static void test_net_init_is_deterministic_in_seed(void)
 
 static void test_net_dropout_changes_outputs_only_in_training(void)
 {
-    bfn_net_config cfg = tiny_config(2), nodrop = tiny_config(2);
+    bfn_net_config cfg = fixture_tiny_config(2, 0.2f), nodrop = fixture_tiny_config(2, 0.2f);
     nodrop.dropout = 0.0f;
     bfn_net *net = make_net(&cfg, 2), *ref = make_net(&nodrop, 2);
     randomize_params(net, 21);
@@ -428,7 +413,7 @@ static void test_net_dropout_changes_outputs_only_in_training(void)
 
 static void test_net_backward_accumulates_and_needs_training_forward(void)
 {
-    bfn_net_config cfg = tiny_config(2);
+    bfn_net_config cfg = fixture_tiny_config(2, 0.2f);
     bfn_net *net = make_net(&cfg, 2);
     randomize_params(net, 31);
     size_t n = bfn_net_param_count(net);
@@ -542,7 +527,7 @@ static void test_net_rejects_bad_configs_naming_the_field(void)
     };
     bfn_net_config good = bfn_net_config_default(2, 28, 28);
     CHECK(bfn_net_config_check(&good, NULL) == BFN_OK, "default config is valid");
-    bfn_net_config tc = tiny_config(2);
+    bfn_net_config tc = fixture_tiny_config(2, 0.2f);
     bfn_net *sentinel = make_net(&tc, 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bfn_net_config c = good;

@@ -28,6 +28,20 @@ static double softplus(double l)
     return fmax(l, 0.0) + log1p(exp(-fabs(l)));
 }
 
+/* Pixel d of K planes a (K, D): the largest value m and Σ_k e^(a_k − m), the
+ * two halves of a stable softmax / log-sum-exp. */
+static double plane_exp_sum(const float *a, int D, int K, int d, double *m_out)
+{
+    double m = a[d];
+    for (int k = 1; k < K; k++)
+        m = fmax(m, (double)a[(size_t)k * D + d]);
+    double s = 0.0;
+    for (int k = 0; k < K; k++)
+        s += exp((double)a[(size_t)k * D + d] - m);
+    *m_out = m;
+    return s;
+}
+
 /* Online log-sum-exp: (m, s) represent m + ln s, s >= 1. */
 static void lse_push(double *m, double *s, double v)
 {
@@ -157,12 +171,8 @@ void bfn_output_probs(float *p, const float *logits, int D, int K)
         return;
     }
     for (int d = 0; d < D; d++) {
-        double m = logits[d];
-        for (int k = 1; k < K; k++)
-            m = fmax(m, (double)logits[(size_t)k * D + d]);
-        double s = 0.0;
-        for (int k = 0; k < K; k++)
-            s += exp((double)logits[(size_t)k * D + d] - m);
+        double m;
+        double s = plane_exp_sum(logits, D, K, d, &m);
         for (int k = 0; k < K; k++)
             p[(size_t)k * D + d] = (float)(exp((double)logits[(size_t)k * D + d] - m) / s);
     }
@@ -233,12 +243,8 @@ void bfn_entropy(float *h, const float *z, int D, int K)
         return;
     }
     for (int d = 0; d < D; d++) {
-        double m = z[d];
-        for (int k = 1; k < K; k++)
-            m = fmax(m, (double)z[(size_t)k * D + d]);
-        double s = 0.0;
-        for (int k = 0; k < K; k++)
-            s += exp((double)z[(size_t)k * D + d] - m);
+        double m;
+        double s = plane_exp_sum(z, D, K, d, &m);
         double lse = m + log(s), acc = 0.0;
         for (int k = 0; k < K; k++) {
             double ls = (double)z[(size_t)k * D + d] - lse; /* ln θ_k, finite */
@@ -283,12 +289,8 @@ double bfn_loss_cts_general(const float *logits, const uint8_t *x, int D, int K,
     double c = K * beta1 * t, loss = 0.0;
     for (int d = 0; d < D; d++) {
         /* No scratch buffer: p_k is recomputed in the gradient pass. */
-        double m = logits[d];
-        for (int k = 1; k < K; k++)
-            m = fmax(m, (double)logits[(size_t)k * D + d]);
-        double s = 0.0;
-        for (int k = 0; k < K; k++)
-            s += exp((double)logits[(size_t)k * D + d] - m);
+        double m;
+        double s = plane_exp_sum(logits, D, K, d, &m);
         double sq = 0.0, pg = 0.0; /* pg = Σ_k p_k g_k */
         for (int k = 0; k < K; k++) {
             double p = exp((double)logits[(size_t)k * D + d] - m) / s;
@@ -456,12 +458,8 @@ double bfn_loss_recon(const float *logits, const uint8_t *x, int D, int K)
         return loss;
     }
     for (int d = 0; d < D; d++) {
-        double m = logits[d];
-        for (int k = 1; k < K; k++)
-            m = fmax(m, (double)logits[(size_t)k * D + d]);
-        double s = 0.0;
-        for (int k = 0; k < K; k++)
-            s += exp((double)logits[(size_t)k * D + d] - m);
+        double m;
+        double s = plane_exp_sum(logits, D, K, d, &m);
         loss += m + log(s) - (double)logits[(size_t)x[d] * D + d];
     }
     return loss;
