@@ -37,7 +37,9 @@
 
 #include "bfn/model_io.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
@@ -524,6 +526,45 @@ static void sync_parent_dir(const char *path)
     free(dir);
 }
 
+/* A save killed between creating "<path>.tmp-<pid>" and renaming it leaves
+ * that file behind. After each good save, remove such leftovers whose
+ * process no longer exists; a live process's temporary is left alone. */
+static void remove_dead_temps(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    size_t blen = strlen(base);
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d) {
+        free(dir);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp-", 5) != 0)
+            continue;
+        const char *digits = name + blen + 5;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end || errno || pid <= 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        size_t cap = strlen(dir) + strlen(name) + 2;
+        char *full = malloc(cap);
+        if (full) {
+            snprintf(full, cap, "%s/%s", dir, name);
+            (void)unlink(full);
+            free(full);
+        }
+    }
+    closedir(d);
+    free(dir);
+}
+
 bfn_status bfn_model_save(const char *path, const bfn_model_meta *meta,
                           const bfn_model_section *sec, int n, bfn_err *err)
 {
@@ -592,6 +633,7 @@ bfn_status bfn_model_save(const char *path, const bfn_model_meta *meta,
     }
     created = 0;
     sync_parent_dir(path);
+    remove_dead_temps(path);
     st = BFN_OK;
 
 done:
