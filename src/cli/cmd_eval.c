@@ -55,7 +55,7 @@ static int on_progress(void *user, int64_t done, int64_t total)
 int cmd_eval(int argc, char **argv)
 {
     const char *model = BFN_DEFAULT_MODEL, *data = NULL, *data_dir = NULL, *split = "test";
-    int n = 100, continuous = 0, repeats = 1, n_mc = 1, batch = 64, threads = 0;
+    int n = 100, continuous = 0, repeats = 1, n_mc = 2, batch = 64, threads = 0;
     int64_t limit = 0;
     double beta1 = 0;
     uint64_t seed = 1;
@@ -65,7 +65,7 @@ int cmd_eval(int argc, char **argv)
         {"continuous", ARG_FLAG, &continuous, NULL, "continuous-time loss L_inf instead of L^n", 0, 0, 0},
         {"repeats", ARG_INT, &repeats, "R", "draws per image, each re-binarized (default 1)", 1, 100000, 0},
         {"limit", ARG_I64, &limit, "N", "evaluate only the first N images (default all)", 1, 1e9, 0},
-        {"mc", ARG_INT, &n_mc, "M", "Monte Carlo draws per pixel for each KL (default 1)", 1, 100000, 0},
+        {"mc", ARG_INT, &n_mc, "M", "Monte Carlo draws per pixel for each KL, in antithetic pairs (default 2)", 1, 100000, 0},
         {"beta1", ARG_DOUBLE, &beta1, "X", "beta(1) (default: the model's own)", 1e-4, 1e4, 0},
         {"data", ARG_STR, &data, "NAME", "mnist | fashion | twodigit (default: the model's)", 1, 0, 0},
         {"data-dir", ARG_STR, &data_dir, "DIR", "directory with the IDX files", 1, 0, 0},
