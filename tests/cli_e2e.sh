@@ -59,6 +59,15 @@ head -c 8 "$T/s.png" | od -An -c | grep -q 'P   N   G' && ok "grid is a PNG" || 
 [ -s "$T/strip.png" ] && ok "strip written" || bad "strip written"
 expect 0 "sample again, same seed" -- "$BFN" sample --model "$T/run.bfn" --steps 10 --count 4 --seed 3 --out "$T/s2.png"
 cmp -s "$T/s.png" "$T/s2.png" && ok "same seed gives the same PNG bytes" || bad "same seed gives the same PNG bytes"
+# --idx: the samples as an IDX3 ubyte file like MNIST's (header 0 0 8 3, count, 28, 28; pixels 0/255)
+expect 0 "sample --idx" -- "$BFN" sample --model "$T/run.bfn" --steps 10 --count 5 --seed 3 --out "$T/s3.png" --idx "$T/s.idx"
+hdr=$(od -An -tu1 -N16 "$T/s.idx" 2>/dev/null | tr -s ' ' | sed 's/^ //; s/ $//')
+[ "$hdr" = "0 0 8 3 0 0 0 5 0 0 0 28 0 0 0 28" ] && ok "IDX header: ubyte, 3 dims, 5 x 28 x 28" || bad "IDX header: ubyte, 3 dims, 5 x 28 x 28 (got '$hdr')"
+[ "$(stat -c %s "$T/s.idx" 2>/dev/null)" = $((16 + 5 * 784)) ] && ok "IDX size is 16 + 5*784 bytes" || bad "IDX size is 16 + 5*784 bytes (got $(stat -c %s "$T/s.idx" 2>/dev/null))"
+vals=$(tail -c +17 "$T/s.idx" | od -An -v -tu1 | tr -s ' ' '\n' | grep -v '^$' | sort -un | tr '\n' ' ')
+case "$vals" in "0 " | "255 " | "0 255 ") ok "IDX pixels are only 0/255 ($vals)" ;; *) bad "IDX pixels are only 0/255 (got $vals)" ;; esac
+ls "$T"/*.tmp-* >/dev/null 2>&1 && bad "no temporary file after --idx" || ok "no temporary file after --idx"
+expect 1 "unwritable --idx" -- "$BFN" sample --model "$T/run.bfn" --count 1 --steps 2 --out "$T/s4.png" --idx "$T/no/dir/x.idx"
 expect 0 "eval discrete" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10 --limit 20 --repeats 2
 grep -q "total" "$T/out" && ok "eval prints the total" || bad "eval prints the total"
 cp "$T/out" "$T/eval1"

@@ -1,9 +1,12 @@
-/* bfn sample: Algorithm 9 into a PNG grid, and an evolution strip showing the
- * input distribution θ and the output distribution at chosen times. */
+/* bfn sample: Algorithm 9 into a PNG grid (and optionally an IDX file), and an
+ * evolution strip showing the input distribution θ and the output distribution
+ * at chosen times. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bfn/flow.h"
 #include "bfn/image.h"
@@ -51,9 +54,62 @@ static int strip_observer(const bfn_sample_frame *f, void *user)
     return 0;
 }
 
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* Writes the (n, h, w) classes as an IDX3 ubyte file like MNIST's (class k of
+ * K becomes k·255/(K−1), so binary samples are 0/255), through a temporary
+ * file renamed over path so a reader never sees a partial file. */
+static bfn_status write_idx(const char *path, const uint8_t *cls, int K, int n, int h, int w,
+                            bfn_err *err)
+{
+    size_t tmp_cap = strlen(path) + 32, d = (size_t)h * w;
+    char *tmp = malloc(tmp_cap);
+    uint8_t *row = malloc(d);
+    if (!tmp || !row) {
+        free(tmp), free(row);
+        return bfn_err_set(err, BFN_ERR_NOMEM, "%s: out of memory", path);
+    }
+    snprintf(tmp, tmp_cap, "%s.tmp-%ld", path, (long)getpid());
+    bfn_status st = BFN_OK;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+        goto out;
+    }
+    uint8_t header[16] = {0, 0, 0x08, 3}; /* magic: unsigned bytes, 3 dimensions */
+    put_be32(header + 4, (uint32_t)n);
+    put_be32(header + 8, (uint32_t)h);
+    put_be32(header + 12, (uint32_t)w);
+    int ok = fwrite(header, 1, sizeof header, f) == sizeof header;
+    for (int i = 0; ok && i < n; i++) {
+        for (size_t j = 0; j < d; j++)
+            row[j] = (uint8_t)((cls[(size_t)i * d + j] * 255 + (K - 1) / 2) / (K - 1));
+        ok = fwrite(row, 1, d, f) == d;
+    }
+    /* a full disk often shows up only when buffers are flushed */
+    ok = ok && fflush(f) == 0;
+    if (fclose(f) != 0)
+        ok = 0;
+    if (!ok)
+        st = bfn_err_set(err, BFN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    else if (rename(tmp, path) != 0)
+        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
+                         strerror(errno));
+    if (st)
+        remove(tmp);
+out:
+    free(tmp);
+    free(row);
+    return st;
+}
+
 int cmd_sample(int argc, char **argv)
 {
     const char *model = BFN_DEFAULT_MODEL, *out = "samples.png", *strip_path = NULL;
+    const char *idx_path = NULL;
     int n = 100, count = 16, cols = 0, scale = 2, argmax = 0, strip_rows = 4, strip_cols = 11;
     int threads = 0;
     double beta1 = 0;
@@ -65,6 +121,7 @@ int cmd_sample(int argc, char **argv)
         {"seed", ARG_U64, &seed, "N", "random seed (default 1)", 1, 0, 0},
         {"count", ARG_INT, &count, "N", "images to sample (default 16)", 1, 10000, 0},
         {"out", ARG_STR, &out, "PNG", "output grid (default samples.png)", 1, 0, 0},
+        {"idx", ARG_STR, &idx_path, "PATH", "also write the samples as an IDX3 ubyte file (0/255, like MNIST)", 1, 0, 0},
         {"cols", ARG_INT, &cols, "N", "grid columns (default: about square)", 1, 1000, 0},
         {"scale", ARG_INT, &scale, "N", "pixel upscale factor (default 2)", 1, 16, 0},
         {"argmax", ARG_FLAG, &argmax, NULL, "final output = most probable class instead of a draw", 0, 0, 0},
@@ -132,6 +189,14 @@ int cmd_sample(int argc, char **argv)
     }
     printf("wrote %s: %d samples, n = %d, beta1 = %g (sqrt %.3g), seed %llu, %s final, %.2f s\n", out,
            count, n, beta1, sqrt(beta1), (unsigned long long)seed, argmax ? "argmax" : "sampled", el);
+    if (idx_path) {
+        st = write_idx(idx_path, bfn_sampler_result(smp), K, count, H, W, &err);
+        if (st != BFN_OK) {
+            code = cli_fail("sample", st, &err);
+            goto done;
+        }
+        printf("wrote %s: IDX3 ubyte, %d x %d x %d\n", idx_path, count, H, W);
+    }
     if (strip_path) {
         /* rows: for each sample, θ_on then p_on; columns: times 0 .. 1 */
         int rows = 2 * strip_rows;

@@ -164,6 +164,7 @@ void viz_act_model_load(viz_app *a, const char *path)
     viz_strcpy(a->model_edit, sizeof a->model_edit, path);
     viz_weights_unref(a->snap);
     a->snap = NULL;
+    a->snap_wait = 0; /* a snapshot asked for earlier must not replace this choice */
     a->set.beta1 = 0; /* a new model samples at its own β(1) */
     viz_act_changed(a);
 }
@@ -190,6 +191,11 @@ void viz_act_use_snapshot(viz_app *a)
         viz_act_notice(a, 1, "start training first: there are no trained weights yet");
         return;
     }
+    if (a->tv->state == VIZ_TRAIN_IDLE || a->tv->state == VIZ_TRAIN_STARTING) {
+        /* the training thread has no trainer to copy from: say so */
+        viz_act_notice(a, 1, "no training run is loaded: start one, or open its saved model");
+        return;
+    }
     a->snap_wait = a->tv->snapshot_serial + 1;
     viz_train_request_snapshot(a->train);
 }
@@ -198,8 +204,12 @@ void viz_act_zoom(viz_app *a, float zoom)
 {
     zoom = (float)viz_clampd(zoom, 0.5, 4);
     char err[256];
-    if (zoom == a->zoom || viz_text_set_zoom(a->text, zoom, err, sizeof err) != 0)
+    if (zoom == a->zoom)
         return;
+    if (viz_text_set_zoom(a->text, zoom, err, sizeof err) != 0) {
+        viz_act_notice(a, 1, "%s", err);
+        return;
+    }
     a->zoom = a->ui.zoom = zoom;
     a->dirty = 1;
 }

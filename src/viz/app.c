@@ -166,7 +166,8 @@ viz_app *viz_app_create(const viz_options *o, char *err, size_t cap)
     size_t mem = (o->mem_cap_mb ? o->mem_cap_mb : 256) * (size_t)1 << 20;
     if (a->wake_type == (uint32_t)-1 || create_textures(a) != 0 ||
         !(a->worker = viz_worker_create(a->wake_type, mem)) ||
-        !(a->train = viz_train_create(a->wake_type, a->runs_dir))) {
+        !(a->train = viz_train_create(a->wake_type, a->runs_dir)) ||
+        !(a->teach = viz_teach_create(a->wake_type))) {
         viz_fmt(err, cap, "cannot start: %s", SDL_GetError());
         viz_app_destroy(a);
         return NULL;
@@ -203,6 +204,7 @@ void viz_app_destroy(viz_app *a)
         return;
     viz_worker_destroy(a->worker);
     viz_train_destroy(a->train);
+    viz_teach_destroy(a->teach);
     viz_run_unref(a->run);
     viz_run_unref(a->frames_run);
     viz_weights_unref(a->snap);
@@ -265,7 +267,7 @@ static int tab_row(viz_app *a, SDL_Rect r, int narrow)
     static const char *ids[3] = {"tab.controls", "tab.inspect", "tab.train"};
     int first = narrow ? 0 : 1, shown = narrow ? (int)a->narrow_tab : (int)a->tab;
     int h = viz_ui_px(&a->ui, 30), n = 3 - first, gap = viz_ui_px(&a->ui, 4);
-    int w = (r.w - (n + 1) * gap) / n;
+    int w = (r.w - (n + 2) * gap) / (n + 1); /* one more button: the teaching mode */
     for (int i = first; i < 3; i++) {
         SDL_Rect b = {r.x + gap + (i - first) * (w + gap), r.y + gap, w, h};
         if (viz_ui_button(&a->ui, ids[i], b, names[i], TAB_TIPS[i], shown == i)) {
@@ -276,6 +278,9 @@ static int tab_row(viz_app *a, SDL_Rect r, int narrow)
             a->dirty = 1;
         }
     }
+    if (viz_ui_button(&a->ui, "teach.open", (SDL_Rect){r.x + gap + n * (w + gap), r.y + gap, w, h},
+                      "Teach", "Teaching mode: Alice sends an image to Bob (L)", 0))
+        viz_teach_toggle(a);
     return h + 2 * gap;
 }
 
@@ -355,6 +360,11 @@ static void pass(viz_app *a, int drawing)
         SDL_SetRenderDrawColor(a->ren, ui->th.bg.r, ui->th.bg.g, ui->th.bg.b, 255);
         SDL_RenderClear(a->ren);
     }
+    if (a->teach_on) {
+        viz_teach_pass(a);
+        viz_ui_end(ui);
+        return;
+    }
     viz_layout L = layout(a);
     /* the grid first: it decides which pixel the inspector shows */
     viz_grid_view(a, L.grid);
@@ -385,6 +395,8 @@ static void wake_handled(viz_app *a, const SDL_Event *e)
 {
     if (e->user.code == 1)
         viz_worker_ack(a->worker);
+    else if (e->user.code == VIZ_TEACH_WAKE_CODE)
+        viz_teach_ack(a);
     else
         viz_train_ack(a->train);
 }
@@ -504,8 +516,10 @@ static void update(viz_app *a, double now)
     } else if (ts != a->tv_serial) {
         a->train_pending = 1; /* picked up when the throttle allows */
     }
-    if (a->want_submit)
+    /* the teaching mode runs its own lessons; it only needs the model's description */
+    if (a->want_submit && (!a->teach_on || !a->run))
         submit(a);
+    viz_teach_update(a, now, dt);
 
     /* Switch to the newest run once it has something to show, so that a
      * restart never blanks the screen while the model loads. */
@@ -602,6 +616,9 @@ static int idle_timeout(viz_app *a, double now)
         t = tip;
     if (a->notice_until > 0 && (t < 0 || a->notice_until - now < t))
         t = fmax(0, a->notice_until - now);
+    double tw = viz_teach_next_wake(a);
+    if (tw >= 0 && (t < 0 || tw < t))
+        t = tw;
     if (a->run && viz_run_get_state(a->run) == VIZ_RUN_SAMPLING && (t < 0 || t > 0.5))
         t = 0.5; /* keeps the steps/s figure moving during slow steps */
     return t < 0 ? -1 : (int)(t * 1000) + 1;
@@ -642,7 +659,9 @@ int viz_app_wait_run(viz_app *a, double timeout_s)
     double end = viz_now() + timeout_s;
     for (;;) {
         viz_app_run_frames(a, 1);
-        if (a->run && !a->want_submit &&
+        if (a->teach_on && viz_teach_settled(a))
+            return 1;
+        if (!a->teach_on && a->run && !a->want_submit &&
             a->run->gen == viz_worker_generation(a->worker) && viz_run_finished(a->run))
             return 1;
         if (viz_now() > end)

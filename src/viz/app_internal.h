@@ -9,6 +9,7 @@
 #include "app.h"
 #include "text.h"
 #include "ui.h"
+#include "teach.h"
 #include "viz.h"
 #include "weights.h"
 #include "worker.h"
@@ -108,6 +109,10 @@ struct viz_app {
     double stat_ms_sum, stat_ms_max;  /* work per draw (the pass and any readback) */
     long stat_anim_frames;            /* draws less than 0.1 s after the previous one */
     double stat_anim_s;               /* and the time between them */
+
+    /* teaching mode (teach.h): the whole window while teach_on */
+    struct viz_teach *teach;
+    int teach_on;
 };
 
 /* ---- actions (actions.c), shared by buttons, keys and scripts ---- */

@@ -80,6 +80,7 @@ static void k_escape(viz_app *a)
     a->dirty = 1;
 }
 static void k_quit(viz_app *a) { a->quit = 1; }
+static void k_teach(viz_app *a) { viz_teach_toggle(a); }
 
 static const shortcut KEYS[] = {
     {SDLK_SPACE, M_NONE, "Space", "play / pause", k_play},
@@ -109,6 +110,7 @@ static const shortcut KEYS[] = {
     {SDLK_m, M_NONE, "", "", k_model_next},
     {SDLK_t, M_SHIFT, "T / Shift+T", "training panel / start or pause training", k_train},
     {SDLK_t, M_NONE, "", "", k_tab_train},
+    {SDLK_l, M_NONE, "L", "teaching mode: Alice sends an image to Bob", k_teach},
     {SDLK_p, M_NONE, "P", "export the window as PNG", k_png},
     {SDLK_e, M_NONE, "E", "export an evolution strip PNG", k_strip},
     {SDLK_f, M_NONE, "F", "export every step as numbered PNGs", k_frames},
@@ -132,6 +134,10 @@ int viz_keys_handle(viz_app *a, SDL_Keycode key, Uint16 mod)
     if (a->help && key != SDLK_F1 && key != SDLK_ESCAPE && key != SDLK_SLASH &&
         key != SDLK_QUESTION) {
         a->help = 0; /* any other key closes the sheet first */
+        a->dirty = 1;
+        return 1;
+    }
+    if (a->teach_on && viz_teach_key(a, key, mod)) {
         a->dirty = 1;
         return 1;
     }

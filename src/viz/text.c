@@ -66,18 +66,23 @@ static void close_fonts(viz_text *t)
 
 int viz_text_set_zoom(viz_text *t, float zoom, char *err, size_t cap)
 {
-    cache_clear(t);
-    close_fonts(t);
+    /* the new sizes are opened first: if the font file went away, the old
+     * fonts stay in use instead of leaving none to draw with */
+    TTF_Font *f[VIZ_FONT_COUNT] = {0};
     for (int i = 0; i < VIZ_FONT_COUNT; i++) {
         int px = (int)(BASE_PX[i] * zoom + 0.5f);
-        t->font[i] = TTF_OpenFont(t->path, px < 6 ? 6 : px);
-        if (!t->font[i]) {
+        f[i] = TTF_OpenFont(t->path, px < 6 ? 6 : px);
+        if (!f[i]) {
             viz_fmt(err, cap, "cannot open font %s: %s", t->path, TTF_GetError());
-            close_fonts(t);
+            while (i-- > 0)
+                TTF_CloseFont(f[i]);
             return -1;
         }
-        TTF_SetFontHinting(t->font[i], TTF_HINTING_LIGHT);
+        TTF_SetFontHinting(f[i], TTF_HINTING_LIGHT);
     }
+    cache_clear(t);
+    close_fonts(t);
+    memcpy(t->font, f, sizeof f);
     return 0;
 }
 

@@ -16,7 +16,8 @@ viz_text *viz_text_create(SDL_Renderer *ren, const char *font_path, float zoom, 
                           size_t cap);
 void viz_text_destroy(viz_text *t);
 
-/* Reopens the fonts for a new zoom and empties the cache. 0 on success. */
+/* Reopens the fonts for a new zoom and empties the cache. 0 on success; on
+ * failure the fonts of the old zoom stay in use. */
 int viz_text_set_zoom(viz_text *t, float zoom, char *err, size_t cap);
 
 /* Size in pixels of s in font f (s may be empty). */

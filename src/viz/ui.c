@@ -45,6 +45,7 @@ void viz_ui_begin(viz_ui *ui, int drawing, int w, int h, double now)
     ui->n_reg = 0;
     ui->hot_pass = 0;
     ui->tip_pass[0] = '\0';
+    ui->focus_seen = 0;
 }
 
 static void draw_tooltip(viz_ui *ui)
@@ -69,6 +70,12 @@ static void draw_tooltip(viz_ui *ui)
 
 void viz_ui_end(viz_ui *ui)
 {
+    if (ui->focus && !ui->focus_seen) {
+        /* the field with the keyboard is gone (a resize or another tab hid
+         * it): release the keyboard, or every shortcut would go to it */
+        ui->focus = 0;
+        SDL_StopTextInput();
+    }
     if (ui->hot_pass != ui->hot) {
         ui->hot = ui->hot_pass;
         ui->hot_since = ui->now;
@@ -342,6 +349,7 @@ int viz_ui_field(viz_ui *ui, const char *id, SDL_Rect r, char *buf, size_t cap, 
         }
     }
     if (ui->focus == h) {
+        ui->focus_seen = 1;
         if (ui->text_in[0] && strlen(buf) + strlen(ui->text_in) < cap)
             strcat(buf, ui->text_in);
         if (ui->key == SDLK_BACKSPACE)

@@ -47,6 +47,7 @@ typedef struct {
 
     /* widget state across passes (ids are hashes of the id strings) */
     uint32_t hot, hot_pass, active, focus;
+    int focus_seen;    /* the focused text field took part in this pass */
     double hot_since;
     char tip[256], tip_pass[256];
     int tip_drawn;     /* the pending tooltip is on screen */
