@@ -221,7 +221,7 @@ static void test_app_survives_settings_hammering_while_sampling_and_training(voi
     unlink(saved_path);
     click_train(a, "train.save");
     struct stat sb0;
-    for (int i = 0; i < 2000 && stat(saved_path, &sb0) != 0; i++) {
+    for (double end = viz_now() + 120; stat(saved_path, &sb0) != 0 && viz_now() < end;) {
         viz_app_run_frames(a, 1);
         SDL_Delay(5);
     }
@@ -254,7 +254,7 @@ static void test_app_training_snapshot_samples_in_viewer_like_the_saved_model(vo
     int64_t st = wait_train(a, 10, 300);
     CHECK(st >= 10, "trained 10 steps (%lld)", (long long)st);
     click_train(a, "train.pause");
-    for (int i = 0; i < 100 && fx_state(a).train_state != VIZ_TRAIN_PAUSED; i++)
+    for (double end = viz_now() + 60; fx_state(a).train_state != VIZ_TRAIN_PAUSED && viz_now() < end;)
         viz_app_run_frames(a, 1);
     CHECK_NEAR(VIZ_TRAIN_PAUSED, fx_state(a).train_state, 0, "paused");
     char saved[700];
@@ -264,12 +264,15 @@ static void test_app_training_snapshot_samples_in_viewer_like_the_saved_model(vo
     click_train(a, "train.use");
     click_train(a, "train.preview");
     struct stat sb;
-    for (int i = 0; i < 1000 && stat(saved, &sb) != 0; i++) {
+    /* a time limit, not a frame count: sanitizer builds on a busy machine
+     * draw frames slowly while the save waits for the training thread */
+    for (double end = viz_now() + 120; stat(saved, &sb) != 0 && viz_now() < end;) {
         viz_app_run_frames(a, 1);
         SDL_Delay(5);
     }
     CHECK(stat(saved, &sb) == 0, "Save model wrote %s", saved);
-    for (int i = 0; i < 1000 && !strstr(fx_state(a).model_label, "snapshot"); i++) {
+    for (double end = viz_now() + 120; !strstr(fx_state(a).model_label, "snapshot") &&
+                                       viz_now() < end;) {
         viz_app_run_frames(a, 1);
         SDL_Delay(5);
     }
@@ -289,7 +292,7 @@ static void test_app_training_snapshot_samples_in_viewer_like_the_saved_model(vo
         free(want);
     }
     free(got);
-    for (int i = 0; i < 2000 && fx_state(a).train_previews == 0; i++) {
+    for (double end = viz_now() + 120; fx_state(a).train_previews == 0 && viz_now() < end;) {
         viz_app_run_frames(a, 1);
         SDL_Delay(5);
     }

@@ -57,12 +57,24 @@ RUN=(--steps "$N" --ckpt-every "$K")
 # by process start-ups (bash >= 5 for EPOCHREALTIME).
 now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $(( 10#$t / 1000 )); }
 step_of() { "$BFN" info --model "$1" 2>/dev/null | awk '/^step:/ {print $2}'; }
-# Last step the log shows as done (rows are flushed before each save).
+# Last step the log shows as done (rows are flushed before each save), into
+# LOG_STEP. The log is only appended to, so it is read incrementally from one
+# open descriptor: a poll costs the new rows, not the whole file, and keeps
+# up with fast steps on a loaded machine. Call it directly, not in $( ):
+# a subshell would lose what it read.
+LOG_STEP=0 log_open=0 log_part=""
 log_step() {
-  local line last=""
-  [ -f "$T/run.ckpt.csv" ] && while IFS= read -r line; do last=$line; done < "$T/run.ckpt.csv"
-  last=${last%%,*}
-  [[ $last =~ ^[0-9]+$ ]] && echo "$last" || echo 0
+  local line f
+  if [ $log_open = 0 ]; then
+    [ -f "$T/run.ckpt.csv" ] || return 0
+    exec 3< "$T/run.ckpt.csv"; log_open=1
+  fi
+  while IFS= read -r line <&3; do
+    line=$log_part$line; log_part=""
+    f=${line%%,*}
+    [[ $f =~ ^[0-9]+$ ]] && LOG_STEP=$f
+  done
+  log_part+=$line   # a row not yet complete
 }
 
 # ---- the reference: one uninterrupted run ----
@@ -78,14 +90,14 @@ echo "cli_kill: reference run: $N steps in ${t_ref} ms"
 kills=0 prev=0 prev_model=0 lag=0 max_lost=0 stale=0 killed_pids=" "
 for ((trial = 1; kills < KILLS; trial++)); do
   flag=(); [ -f "$T/run.ckpt" ] && flag=(--resume)
-  start=$(log_step)
+  log_step; start=$LOG_STEP
   "$BFN" train "${TINY[@]}" "${RUN[@]}" --ckpt "$T/run.ckpt" --out "$T/run.bfn" "${flag[@]}" 2>"$T/err.txt" &
   pid=$!
   # A random moment: after 0..3K more steps show in the log (0: during
   # start-up), then 0..2 step times more, so kills land in steps and saves.
   want=$(( start + RANDOM % (3*K + 1) ))
   deadline=$(( $(now_ms) + 60000 ))
-  while kill -0 "$pid" 2>/dev/null && [ "$(log_step)" -lt "$want" ] && [ "$(now_ms)" -lt "$deadline" ]; do
+  while kill -0 "$pid" 2>/dev/null && log_step && [ "$LOG_STEP" -lt "$want" ] && [ "$(now_ms)" -lt "$deadline" ]; do
     sleep 0.002
   done
   sleep "0.$(printf '%03d' $(( RANDOM % (2 * ms_per_step + 1) % 1000 )))"
@@ -107,7 +119,7 @@ for ((trial = 1; kills < KILLS; trial++)); do
   now=0; [ -e "$T/run.ckpt" ] && now=$(step_of "$T/run.ckpt")
   now=${now:-0}
   check '[ "$now" -ge "$prev" ]' "kill $kills: checkpoint step went back from $prev to $now"
-  done_steps=$(log_step)
+  log_step; done_steps=$LOG_STEP
   lost=$(( done_steps - now )); [ $lost -gt $max_lost ] && max_lost=$lost
   check '[ $lost -le $K ]' "kill $kills: log shows step $done_steps done but the checkpoint has $now (more than $K lost)"
   # The model file is written just after the checkpoint, so it may lag it

@@ -1,9 +1,9 @@
 /* Tests of the model / checkpoint container and the net-level save and load:
  * exact round trips, the documented byte layout, and that damaged or absurd
  * files (truncated at every length, every single-byte corruption, lying
- * counts, bad names, absurd header values, non-finite weights) are refused
- * with an error and never crash; failed saves leave no temporary file and
- * keep the previous file. */
+ * counts, bad names, absurd header values, non-finite weights, a header
+ * whose net would not fit in memory) are refused with an error and never
+ * crash; failed saves leave no temporary file and keep the previous file. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "bfn/model_io.h"
@@ -987,6 +987,48 @@ static void test_load_net_refuses_k_mismatch_and_bad_config(void)
     bfn_net_destroy(a);
 }
 
+/* A header whose architecture would need ~3e10 weights (1024 x 1024, five
+ * levels of 4096 channels) over a 16-weight "params" section: refused as a
+ * count mismatch from the header and the section table alone, before any
+ * net is built (building it first would ask for >100 GB, and with the
+ * largest batch for more than the address space). */
+static void test_load_net_checks_weight_count_before_building_the_net(void)
+{
+    char path[512];
+    bfn_err err;
+    bfn_err_clear(&err);
+    bfn_model_meta m = sample_meta();
+    bfn_net_config *c = &m.config;
+    *c = bfn_net_config_default(2, 1024, 1024);
+    c->n_levels = 5;
+    c->base_ch = 4096;
+    for (int l = 0; l < BFN_NET_MAX_LEVELS; l++)
+        c->ch_mult[l] = 1;
+    c->n_res = BFN_NET_MAX_RES;
+    c->temb_dim = 4096;
+    size_t need = 0;
+    CHECK_STATUS(BFN_OK, bfn_net_config_param_count(c, &need, &err), &err,
+                 "count the header's net");
+    float w[16] = {0};
+    bfn_model_section sec = {"params", BFN_MODEL_F32, 16, w};
+    scratch_path(path, sizeof path, "huge_header.bfn");
+    CHECK_STATUS(BFN_OK, bfn_model_save(path, &m, &sec, 1, &err), &err, "save");
+    char needs[64];
+    snprintf(needs, sizeof needs, "needs %zu", need);
+    const int batches[2] = {1, 65536};
+    for (int i = 0; i < 2; i++) {
+        int mb = batches[i];
+        bfn_net *net = (bfn_net *)&m; /* must be reset to NULL */
+        CHECK_STATUS(BFN_ERR_MISMATCH, bfn_model_load_net(path, &net, NULL, mb, &err), &err,
+                     "max_batch %d: 16 weights for a %zu-weight header", mb, need);
+        CHECK(net == NULL, "net is NULL after the refusal");
+        CHECK(strstr(err.msg, path) && strstr(err.msg, "has 16 weights") &&
+                  strstr(err.msg, needs),
+              "message names the file and both counts (%s): %s", needs, msg_of(&err));
+    }
+    CHECK(need > (size_t)1e10, "the header's net has %zu weights (test is meaningful)", need);
+}
+
 static void remove_scratch(void)
 {
     DIR *d = opendir(g_dir);
@@ -1033,6 +1075,7 @@ int main(void)
     RUN(test_truncated_net_file_is_refused_at_sampled_lengths);
     RUN(test_load_net_refuses_non_finite_weights);
     RUN(test_load_net_refuses_k_mismatch_and_bad_config);
+    RUN(test_load_net_checks_weight_count_before_building_the_net);
     remove_scratch();
     return check_finish();
 }

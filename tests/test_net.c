@@ -1,8 +1,11 @@
 /* The assembled U-Net: whole-network gradients against finite differences,
  * determinism and batch independence, the zero-initialised output, the
  * parameter registry, config validation, dropout only in training, and the
- * default 28x28 and 64x64 models running end to end. */
+ * default 28x28 and 64x64 models running end to end, the parameter count
+ * from a config alone, and nets running in several threads at once. */
+#include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -296,6 +299,208 @@ static void test_net_bits_independent_of_threads_and_batch(void)
     bfn_net_destroy(net);
 }
 
+/* The count from the config alone is the created net's, for every shape of
+ * architecture (levels, attention, skips, K), and a config whose net would
+ * need tens of GB is counted without allocating it. */
+static void test_net_config_param_count_matches_created_nets(void)
+{
+    bfn_net_config cfgs[6];
+    cfgs[0] = bfn_net_config_default(2, 28, 28);
+    cfgs[1] = bfn_net_config_default(3, 64, 64);
+    cfgs[2] = fixture_tiny_config(2, 0.0f);
+    cfgs[3] = fixture_tiny_config(4, 0.1f);
+    cfgs[3].attn_lowest = 0;
+    cfgs[4] = fixture_tiny_config(2, 0.1f);
+    cfgs[4].n_res = 0;
+    cfgs[4].n_levels = 1;
+    cfgs[5] = fixture_tiny_config(3, 0.1f);
+    cfgs[5].ch_mult[1] = 3;
+    cfgs[5].n_res = 2;
+    for (int i = 0; i < 6; i++) {
+        size_t count = 0;
+        bfn_err err;
+        bfn_err_clear(&err);
+        bfn_status st = bfn_net_config_param_count(&cfgs[i], &count, &err);
+        bfn_net *net = make_net(&cfgs[i], 1);
+        CHECK(st == BFN_OK, "config %d counted: %s", i, err.msg);
+        CHECK_NEAR(bfn_net_param_count(net), count, 0, "config %d: count from config vs net", i);
+        bfn_net_destroy(net);
+    }
+    /* 1024 x 1024, 5 levels of 4096 channels, 8 blocks: ~3e10 weights */
+    bfn_net_config huge = bfn_net_config_default(2, 1024, 1024);
+    huge.n_levels = 5;
+    huge.base_ch = 4096;
+    for (int l = 0; l < BFN_NET_MAX_LEVELS; l++)
+        huge.ch_mult[l] = 1;
+    huge.n_res = BFN_NET_MAX_RES;
+    huge.temb_dim = 4096;
+    size_t count = 0;
+    CHECK(bfn_net_config_param_count(&huge, &count, NULL) == BFN_OK, "huge config counted");
+    CHECK(count > (size_t)1e10, "huge config: %zu weights (more than 1e10)", count);
+    bfn_net_config bad = fixture_tiny_config(2, 0.1f);
+    bad.groups = 3;
+    bfn_err err;
+    bfn_err_clear(&err);
+    count = 7;
+    CHECK(bfn_net_config_param_count(&bad, &count, &err) == BFN_ERR_ARG && count == 0 &&
+              strstr(err.msg, "groups"),
+          "invalid config refused naming the field, count 0: %zu, %.150s", count, err.msg);
+}
+
+/* The nets' serial sections (gemm.h): while one is open BLAS runs on one
+ * thread whatever is set meanwhile; a setting made then is reported at
+ * once and applied when the last section closes; sections nest. */
+static void test_net_serial_sections_hold_blas_at_one_and_restore_the_setting(void)
+{
+    int prev = bfn_gemm_set_threads(2);
+    CHECK_NEAR(2, openblas_get_num_threads(), 0, "BLAS threads outside any section");
+    CHECK_NEAR(2, bfn_gemm_serial_begin(), 0, "begin returns the configured count");
+    CHECK_NEAR(1, openblas_get_num_threads(), 0, "BLAS threads inside a section");
+    CHECK_NEAR(2, bfn_gemm_set_threads(3), 0, "set inside a section returns the previous value");
+    CHECK_NEAR(3, bfn_gemm_threads(), 0, "the new value is reported at once");
+    CHECK_NEAR(1, openblas_get_num_threads(), 0, "BLAS stays at 1 thread after the set");
+    CHECK_NEAR(3, bfn_gemm_serial_begin(), 0, "a nested section sees the new value");
+    bfn_gemm_serial_end();
+    CHECK_NEAR(1, openblas_get_num_threads(), 0, "BLAS at 1 while the outer section is open");
+    bfn_gemm_serial_end();
+    CHECK_NEAR(3, openblas_get_num_threads(), 0, "the last end applies the setting");
+    bfn_gemm_set_threads(prev);
+    CHECK_NEAR(prev, openblas_get_num_threads(), 0, "setting restored");
+}
+
+/* One net's work for the threads test: a training forward (dropout from a
+ * fixed seed), backward, then an inference forward, `rounds` times. */
+typedef struct {
+    bfn_net *net;
+    const float *x, *t, *r;
+    int B, rounds;
+    float *logits, *grads; /* of the last round */
+    int failed;
+} net_job;
+
+static void *net_job_run(void *arg)
+{
+    net_job *j = arg;
+    size_t nx = (size_t)j->B * 64, np = bfn_net_param_count(j->net);
+    float *scratch = malloc(sizeof(float) * nx);
+    for (int k = 0; k < j->rounds && scratch; k++) {
+        bfn_rng rng;
+        bfn_rng_init(&rng, 77, 0);
+        j->failed += bfn_net_forward(j->net, j->x, j->t, j->B, 1, &rng, scratch) != BFN_OK;
+        bfn_net_zero_grads(j->net);
+        j->failed += bfn_net_backward(j->net, j->r, NULL) != BFN_OK;
+        j->failed += bfn_net_forward(j->net, j->x, j->t, j->B, 0, NULL, j->logits) != BFN_OK;
+    }
+    if (scratch)
+        memcpy(j->grads, bfn_net_grads(j->net), sizeof(float) * np);
+    else
+        j->failed++;
+    free(scratch);
+    return NULL;
+}
+
+/* A multi-threaded product outside any net while the nets run. */
+typedef struct {
+    int n, rounds, bad;
+    float *a, *b, *c, *ref;
+} gemm_job;
+
+static void *gemm_job_run(void *arg)
+{
+    gemm_job *g = arg;
+    size_t nn = (size_t)g->n * g->n;
+    for (int k = 0; k < g->rounds; k++) {
+        /* beta = 1 on zeros: with beta = 0 BLAS's threads clear C with
+         * memset, which ThreadSanitizer sees without the hand-over inside
+         * BLAS (not instrumented) and reports as a race */
+        memset(g->c, 0, sizeof(float) * nn);
+        bfn_gemm(0, 0, g->n, g->n, g->n, 1.0f, g->a, g->n, g->b, g->n, 1.0f, g->c, g->n);
+        for (size_t i = 0; i < nn; i++)
+            g->bad += !(fabsf(g->c[i] - g->ref[i]) <= 1e-3f * (1.0f + fabsf(g->ref[i])));
+    }
+    return NULL;
+}
+
+/* Two nets in two threads at once (the app samples and trains together),
+ * one with its own thread count and one following the process-wide count,
+ * while a third thread runs multi-threaded products and the main thread
+ * changes the process-wide count: each net gives the bits it gives alone on
+ * one thread, the products stay right, and afterwards BLAS runs with the
+ * count last set (no net leaves it at 1). */
+static void test_net_nets_in_two_threads_at_once_match_serial_bits(void)
+{
+    bfn_net_config cfg = fixture_tiny_config(2, 0.1f);
+    int B = 3, hw = 64, rounds = 6;
+    size_t nx = (size_t)B * hw;
+    float *x = malloc(sizeof(float) * nx), *t = malloc(sizeof(float) * B);
+    float *r = malloc(sizeof(float) * nx);
+    random_inputs(x, t, B, 1, hw, 61);
+    for (size_t i = 0; i < nx; i++)
+        r[i] = (float)(0.02 * cos(0.21 * i));
+    bfn_net *nets[2];
+    size_t np = 0;
+    float *want_lg[2], *want_g[2];
+    net_job jobs[2];
+    int prev = bfn_gemm_set_threads(1);
+    for (int i = 0; i < 2; i++) {
+        nets[i] = make_net(&cfg, B);
+        randomize_params(nets[i], 62 + i);
+        np = bfn_net_param_count(nets[i]);
+        want_lg[i] = malloc(sizeof(float) * nx);
+        want_g[i] = malloc(sizeof(float) * np);
+        net_job ref = {nets[i], x, t, r, B, 1, want_lg[i], want_g[i], 0};
+        net_job_run(&ref);
+        CHECK(ref.failed == 0, "net %d alone on one thread ran", i);
+        jobs[i] = (net_job){nets[i], x, t, r, B, rounds, malloc(sizeof(float) * nx),
+                            malloc(sizeof(float) * np), 0};
+    }
+    CHECK_NEAR(0, bfn_net_set_threads(nets[0], 3), 0, "a new net follows the process setting");
+    bfn_gemm_set_threads(2);
+
+    gemm_job g = {160, 3, 0, NULL, NULL, NULL, NULL};
+    size_t nn = (size_t)g.n * g.n;
+    g.a = malloc(sizeof(float) * nn);
+    g.b = malloc(sizeof(float) * nn);
+    g.c = malloc(sizeof(float) * nn);
+    g.ref = malloc(sizeof(float) * nn);
+    for (size_t i = 0; i < nn; i++) {
+        g.a[i] = (float)sin(0.1 * i);
+        g.b[i] = (float)cos(0.07 * i);
+    }
+    bfn_gemm_naive(0, 0, g.n, g.n, g.n, 1.0f, g.a, g.n, g.b, g.n, 0.0f, g.ref, g.n);
+
+    pthread_t th[3];
+    int started = 0;
+    for (int i = 0; i < 2; i++)
+        started += pthread_create(&th[i], NULL, net_job_run, &jobs[i]) == 0;
+    started += pthread_create(&th[2], NULL, gemm_job_run, &g) == 0;
+    for (int k = 0; k < 20; k++)
+        bfn_gemm_set_threads(2 + k % 2);
+    bfn_gemm_set_threads(2);
+    for (int i = 0; i < 3 && started == 3; i++)
+        pthread_join(th[i], NULL);
+    CHECK(started == 3, "threads started (%d of 3)", started);
+
+    for (int i = 0; i < 2 && started == 3; i++) {
+        CHECK(jobs[i].failed == 0, "net %d: all calls succeeded", i);
+        CHECK(memcmp(want_lg[i], jobs[i].logits, sizeof(float) * nx) == 0,
+              "net %d: logits equal to its run alone on one thread", i);
+        CHECK(memcmp(want_g[i], jobs[i].grads, sizeof(float) * np) == 0,
+              "net %d: gradients equal to its run alone on one thread", i);
+    }
+    CHECK_NEAR(0, g.bad, 0, "entries of the concurrent products off the reference");
+    CHECK_NEAR(2, bfn_gemm_threads(), 0, "process-wide count after the runs");
+    CHECK_NEAR(2, openblas_get_num_threads(), 0, "BLAS's own count after the runs");
+    CHECK_NEAR(3, bfn_net_set_threads(nets[0], 0), 0, "the net kept its own count");
+    bfn_gemm_set_threads(prev);
+    for (int i = 0; i < 2; i++) {
+        free(want_lg[i]), free(want_g[i]), free(jobs[i].logits), free(jobs[i].grads);
+        bfn_net_destroy(nets[i]);
+    }
+    free(g.a), free(g.b), free(g.c), free(g.ref);
+    free(x), free(t), free(r);
+}
+
 static void test_net_initial_logits_are_zero_and_only_out_conv_learns_first(void)
 {
     bfn_net_config cfg = fixture_tiny_config(2, 0.2f);
@@ -565,6 +770,9 @@ int main(void)
     RUN(test_net_gradients_for_unusual_configs);
     RUN(test_net_inference_is_deterministic_and_batch_independent);
     RUN(test_net_bits_independent_of_threads_and_batch);
+    RUN(test_net_config_param_count_matches_created_nets);
+    RUN(test_net_serial_sections_hold_blas_at_one_and_restore_the_setting);
+    RUN(test_net_nets_in_two_threads_at_once_match_serial_bits);
     RUN(test_net_initial_logits_are_zero_and_only_out_conv_learns_first);
     RUN(test_net_tensors_tile_the_param_array);
     RUN(test_net_init_is_deterministic_in_seed);

@@ -16,9 +16,27 @@ void bfn_gemm_naive(int trans_a, int trans_b, int M, int N, int K, float alpha,
                     float beta, float *C, int ldc);
 
 /* Threads the engine may use for matrix work (<= 0: leave as configured):
- * BLAS's own threads, and inside the network the engine's threads, which
- * then run BLAS single-threaded. Returns the previous value. */
+ * BLAS's own threads, and inside a network (unless bfn_net_set_threads
+ * says otherwise) the engine's threads, which then run BLAS single-threaded.
+ * Process-wide, like BLAS's own setting; safe from any thread at any time
+ * (while a network runs, BLAS takes the new count when the last running
+ * network returns). Returns the previous value. */
 int bfn_gemm_set_threads(int n);
+/* The value bfn_gemm_set_threads set (BLAS's own default before that). */
+int bfn_gemm_threads(void);
+
+/* Serial sections, for code that runs its own threads (the networks): from
+ * begin to end BLAS runs single-threaded, whatever other threads do; the
+ * last section to end anywhere in the process restores the configured
+ * count. Sections may be open in several threads at once. begin returns
+ * bfn_gemm_threads(). */
+int bfn_gemm_serial_begin(void);
+void bfn_gemm_serial_end(void);
+/* bfn_gemm for callers inside a serial section (from any of the section's
+ * threads): the same product without bfn_gemm's bookkeeping. */
+void bfn_gemm_serial(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc);
 
 /* Writes one line (at most size bytes with the terminating 0) naming the
  * BLAS library, its kernel (core) type and the engine's own convolution

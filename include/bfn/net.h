@@ -50,6 +50,11 @@ bfn_net_config bfn_net_config_default(int K, int H, int W);
 /* Checks a config; on error names the offending field. */
 bfn_status bfn_net_config_check(const bfn_net_config *cfg, bfn_err *err);
 
+/* Number of parameters a net with this config has (bfn_net_param_count
+ * after bfn_net_create), without allocating the net: for checking a file
+ * against its header before trusting the header with memory. */
+bfn_status bfn_net_config_param_count(const bfn_net_config *cfg, size_t *count, bfn_err *err);
+
 static inline int bfn_net_in_channels(int K) { return K == 2 ? 1 : K; }
 static inline int bfn_net_out_channels(int K) { return K == 2 ? 1 : K; }
 
@@ -91,6 +96,13 @@ bfn_status bfn_net_forward(bfn_net *net, const float *x, const float *t, int B, 
  * d(loss)/d(logits). Accumulates (+=) into the gradient array. If dx is not
  * NULL it receives d(loss)/d(x) (B, in_ch, H, W) (overwritten), for tests. */
 bfn_status bfn_net_backward(bfn_net *net, const float *dlogits, float *dx);
+
+/* Threads this net's forward and backward use: threads >= 1 fixes the
+ * number for this net; 0 (the default) follows bfn_gemm_set_threads at
+ * each call. Results are the same bits for any number. Returns the previous
+ * setting. A net is used by one thread at a time; different nets may run in
+ * different threads at once (BLAS stays single-threaded while any runs). */
+int bfn_net_set_threads(bfn_net *net, int threads);
 
 /* Multiply-adds of one forward pass for one image (for GFLOP/s figures). */
 double bfn_net_flops_per_image(const bfn_net *net);

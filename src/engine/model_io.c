@@ -1083,11 +1083,14 @@ bfn_status bfn_model_load_net(const char *path, bfn_net **net, bfn_model_meta *m
                          e2.msg);
         goto done;
     }
-    if ((st = bfn_net_create(&n, &m.config, max_batch, &e2)) != BFN_OK) {
+    /* The weight count the header's architecture implies, checked against
+     * the file before the net is built: the header alone must not decide
+     * how much memory a load takes (the file's size bounds the section). */
+    size_t count;
+    if ((st = bfn_net_config_param_count(&m.config, &count, &e2)) != BFN_OK) {
         bfn_err_set(err, st, "%s: %s", path, e2.msg);
         goto done;
     }
-    size_t count = bfn_net_param_count(n);
     const bfn_model_section *ps = bfn_model_find(&s, "params");
     if (ps && ps->type == BFN_MODEL_F32 && ps->count != count) {
         st = bfn_err_set(err, BFN_ERR_MISMATCH,
@@ -1100,6 +1103,10 @@ bfn_status bfn_model_load_net(const char *path, bfn_net **net, bfn_model_meta *m
     const void *params;
     if ((st = bfn_model_get(&s, "params", BFN_MODEL_F32, count, &params, err)) != BFN_OK)
         goto done;
+    if ((st = bfn_net_create(&n, &m.config, max_batch, &e2)) != BFN_OK) {
+        bfn_err_set(err, st, "%s: %s", path, e2.msg);
+        goto done;
+    }
     memcpy(bfn_net_params(n), params, count * sizeof(float));
     if (meta)
         *meta = m;

@@ -403,6 +403,12 @@ bfn_status bfn_trainer_load(const char *path, bfn_net **net_out, bfn_trainer **t
     }
     if ((st = bfn_net_config_check(&m.config, err)) != BFN_OK)
         goto fail;
+    /* the weight count the header implies must match the file before the
+     * net is built, so a header alone cannot make the load allocate a lot */
+    size_t want;
+    if ((st = bfn_net_config_param_count(&m.config, &want, err)) != BFN_OK ||
+        (st = bfn_model_get(&secs, "params", BFN_MODEL_F32, want, &ema, err)) != BFN_OK)
+        goto fail;
     if ((st = bfn_net_create(&net, &m.config, max_batch > c.batch ? max_batch : c.batch, err)) !=
         BFN_OK)
         goto fail;

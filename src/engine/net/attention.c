@@ -78,14 +78,14 @@ void bfn_attention_forward_piece(float *out, const bfn_attn_saved *sv, const flo
         const float *qq = sv->qkv + (size_t)q * d * HW;
         const float *k = qq + chw, *v = qq + 2 * chw;
         float *a = sv->att + (size_t)q * HW * HW, *o = sv->o + (size_t)q * d * HW;
-        bfn_gemm(1, 0, HW, HW, d, 1.0f / sqrtf((float)d), qq, HW, k, HW, 0.0f, a, HW);
+        bfn_gemm_serial(1, 0, HW, HW, d, 1.0f / sqrtf((float)d), qq, HW, k, HW, 0.0f, a, HW);
         for (int i = 0; i < HW; i++) {
             float *r = a + (size_t)i * HW, m = r[0];
             for (int j = 1; j < HW; j++)
                 m = r[j] > m ? r[j] : m;
             bfn_vec_affine(r, r, HW, (float)(1.0 / bfn_vec_exp_shift(r, r, HW, m)), 0.0f, 0);
         }
-        bfn_gemm(0, 1, d, HW, HW, 1.0f, v, HW, a, HW, 0.0f, o, HW);
+        bfn_gemm_serial(0, 1, d, HW, HW, 1.0f, v, HW, a, HW, 0.0f, o, HW);
     } else { /* out rows of piece q = in + proj(O) + bias */
         int rows = C / proj_pieces(s), r0 = q * rows;
         bfn_conv2d_shape c = pointwise(C, rows, HW);
@@ -135,8 +135,8 @@ void bfn_attention_backward(float *din, const bfn_attn_grads *g, const float *do
             float *dq = dqkv + qoff, *dk = dq + (size_t)C * HW, *dv = dq + (size_t)2 * C * HW;
             const float *a = sv->att + ((size_t)b * nh + hd) * HW * HW;
             const float *go = dO + ((size_t)b * C + (size_t)hd * d) * HW;
-            bfn_gemm(0, 0, d, HW, HW, 1.0f, go, HW, a, HW, 0.0f, dv, HW);
-            bfn_gemm(1, 0, HW, HW, d, 1.0f, go, HW, v, HW, 0.0f, dP, HW);
+            bfn_gemm_serial(0, 0, d, HW, HW, 1.0f, go, HW, a, HW, 0.0f, dv, HW);
+            bfn_gemm_serial(1, 0, HW, HW, d, 1.0f, go, HW, v, HW, 0.0f, dP, HW);
             for (int i = 0; i < HW; i++) {
                 float *r = dP + (size_t)i * HW;
                 const float *pr = a + (size_t)i * HW;
@@ -147,8 +147,8 @@ void bfn_attention_backward(float *din, const bfn_attn_grads *g, const float *do
                 for (int j = 0; j < HW; j++)
                     r[j] = pr[j] * (r[j] - fd);
             }
-            bfn_gemm(0, 1, d, HW, HW, scale, k, HW, dP, HW, 0.0f, dq, HW);
-            bfn_gemm(0, 0, d, HW, HW, scale, q, HW, dP, HW, 0.0f, dk, HW);
+            bfn_gemm_serial(0, 1, d, HW, HW, scale, k, HW, dP, HW, 0.0f, dq, HW);
+            bfn_gemm_serial(0, 0, d, HW, HW, scale, q, HW, dP, HW, 0.0f, dk, HW);
         }
     }
 

@@ -224,11 +224,12 @@ void bfn_conv2d_forward_range(float *out, const float *in, const float *w, const
         }
     float beta = bias || add ? 1.0f : 0.0f;
     if (is_pointwise(s)) {
-        bfn_gemm(0, 0, s->cout, np, s->cin, 1.0f, w, s->cin, in + p0, n1, beta, out + p0, n1);
+        bfn_gemm_serial(0, 0, s->cout, np, s->cin, 1.0f, w, s->cin, in + p0, n1, beta, out + p0,
+                        n1);
         return;
     }
     im2col_range(col, np, in, s, p0, p1);
-    bfn_gemm(0, 0, s->cout, np, kk, 1.0f, w, kk, col, np, beta, out + p0, n1);
+    bfn_gemm_serial(0, 0, s->cout, np, kk, 1.0f, w, kk, col, np, beta, out + p0, n1);
 }
 
 void bfn_conv2d_forward(float *out, const float *in, const float *w, const float *bias,
@@ -261,14 +262,14 @@ void bfn_conv2d_backward_image(float *din, int din_accumulate, float *dw, float 
     }
     if (is_pointwise(s)) {
         if (dw)
-            bfn_gemm(0, 1, s->cout, s->cin, n1, 1.0f, dout, n1, in, n1, 1.0f, dw, s->cin);
+            bfn_gemm_serial(0, 1, s->cout, s->cin, n1, 1.0f, dout, n1, in, n1, 1.0f, dw, s->cin);
         if (din)
-            bfn_gemm(1, 0, s->cin, n1, s->cout, 1.0f, w, s->cin, dout, n1, beta, din, n1);
+            bfn_gemm_serial(1, 0, s->cin, n1, s->cout, 1.0f, w, s->cin, dout, n1, beta, din, n1);
         return;
     }
     if (dw) {
         im2col_range(col, n1, in, s, 0, n1);
-        bfn_gemm(0, 1, s->cout, kk, n1, 1.0f, dout, n1, col, n1, 1.0f, dw, kk);
+        bfn_gemm_serial(0, 1, s->cout, kk, n1, 1.0f, dout, n1, col, n1, 1.0f, dw, kk);
     }
     if (!din)
         return;
@@ -280,10 +281,10 @@ void bfn_conv2d_backward_image(float *din, int din_accumulate, float *dw, float 
             return;
         }
         im2col_range(col, hw, dout, &t, 0, hw);
-        bfn_gemm(0, 0, s->cin, hw, kt, 1.0f, wt, kt, col, hw, beta, din, hw);
+        bfn_gemm_serial(0, 0, s->cin, hw, kt, 1.0f, wt, kt, col, hw, beta, din, hw);
         return;
     }
-    bfn_gemm(1, 0, kk, n1, s->cout, 1.0f, w, kk, dout, n1, 0.0f, col, n1);
+    bfn_gemm_serial(1, 0, kk, n1, s->cout, 1.0f, w, kk, dout, n1, 0.0f, col, n1);
     if (!din_accumulate)
         memset(din, 0, sizeof(float) * s->cin * hw);
     bfn_col2im(din, col, n1, s);

@@ -24,7 +24,7 @@ void bfn_silu_backward(float *din, const float *dout, const float *in, size_t n)
 void bfn_linear_forward(float *out, const float *in, const float *w, const float *bias, int B,
                         int nin, int nout)
 {
-    bfn_gemm(0, 1, B, nout, nin, 1.0f, in, nin, w, nin, 0.0f, out, nout);
+    bfn_gemm_serial(0, 1, B, nout, nin, 1.0f, in, nin, w, nin, 0.0f, out, nout);
     if (!bias)
         return;
     for (int b = 0; b < B; b++)
@@ -36,8 +36,8 @@ void bfn_linear_backward(float *din, float *dw, float *dbias, const float *dout,
                          const float *w, int B, int nin, int nout)
 {
     if (din)
-        bfn_gemm(0, 0, B, nin, nout, 1.0f, dout, nout, w, nin, 1.0f, din, nin);
-    bfn_gemm(1, 0, nout, nin, B, 1.0f, dout, nout, in, nin, 1.0f, dw, nin);
+        bfn_gemm_serial(0, 0, B, nin, nout, 1.0f, dout, nout, w, nin, 1.0f, din, nin);
+    bfn_gemm_serial(1, 0, nout, nin, B, 1.0f, dout, nout, in, nin, 1.0f, dw, nin);
     if (!dbias)
         return;
     for (int o = 0; o < nout; o++) {

@@ -8,6 +8,13 @@
  * with denormals flushed to zero (FTZ/DAZ), as does the caller inside
  * bfn_pool_run, so results never depend on which thread did the work.
  *
+ * A run is a fork and a join in the memory model too: what the caller
+ * wrote before bfn_pool_run is visible to fn on every thread (the run's
+ * generation is published after it), and what fn wrote on any thread is
+ * visible to the caller when bfn_pool_run returns, hence to the next run
+ * (each worker acknowledges after its part). Two passes that write the same
+ * memory in different splits therefore need two runs, never one.
+ *
  * The pool decides nothing about how work is split: callers split by fixed
  * chunks so that results do not depend on the number of threads. */
 #ifndef BFN_NET_POOL_H

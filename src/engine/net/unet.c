@@ -17,8 +17,10 @@
  * (conv output row ranges, GroupNorm groups, attention heads, channel
  * blocks) in both cases, so every image's numbers come from the same
  * operations in the same order and logits do not depend on the batch or
- * the thread count. The threads are the engine's own (pool.c), as many as
- * bfn_gemm_set_threads allows, with BLAS single-threaded meanwhile.
+ * the thread count. The threads are the net's own (pool.c), as many as
+ * bfn_net_set_threads or else bfn_gemm_set_threads allows, with BLAS
+ * single-threaded meanwhile (a serial section, gemm.c, so that nets in
+ * several threads at once never fight over BLAS's process-wide count).
  *
  * Backward: gradients of a stream are accumulated by its readers in reverse
  * order; the first of them writes instead of adding, so nothing is zeroed
@@ -169,6 +171,7 @@ struct bfn_net {
     atomic_int *team_ctr; /* stage counters of shared forwards (lazily allocated) */
     size_t n_team_ctr;
     bfn_pool *pool;
+    int threads; /* bfn_net_set_threads; 0: bfn_gemm_threads() at each call */
 
     double flops; /* multiply-adds per image */
     int last_B, last_training;
@@ -529,6 +532,35 @@ static int ensure_scratch(bfn_net *n, int want)
         s[n->n_threads++] = b;
     }
     return n->n_threads;
+}
+
+bfn_status bfn_net_config_param_count(const bfn_net_config *cfg, size_t *count, bfn_err *err)
+{
+    if (count)
+        *count = 0;
+    if (!count)
+        return bfn_err_set(err, BFN_ERR_ARG, "bfn_net_config_param_count: count is NULL");
+    bfn_status st = bfn_net_config_check(cfg, err);
+    if (st != BFN_OK)
+        return st;
+    /* the same walk as bfn_net_create, which only records offsets; the
+     * arrays it fills grow with the number of layers, not their sizes */
+    bfn_net *n = calloc(1, sizeof *n);
+    if (!n)
+        return bfn_err_set(err, BFN_ERR_NOMEM, "bfn_net_config_param_count: out of memory");
+    n->cfg = *cfg;
+    n->max_batch = 1;
+    n->in_ch = bfn_net_in_channels(cfg->K);
+    n->out_ch = bfn_net_out_channels(cfg->K);
+    build(n);
+    int failed = n->build_failed;
+    *count = n->n_params;
+    bfn_net_destroy(n);
+    if (failed) {
+        *count = 0;
+        return bfn_err_set(err, BFN_ERR_NOMEM, "bfn_net_config_param_count: out of memory");
+    }
+    return BFN_OK;
 }
 
 bfn_status bfn_net_create(bfn_net **out, const bfn_net_config *cfg, int max_batch, bfn_err *err)
@@ -1000,22 +1032,30 @@ static void forward_worker(void *arg, int tid, int nthreads)
         forward_image(j, &tm, &own, &own, b);
 }
 
-/* Threads the caller asked for (bfn_gemm_set_threads), with BLAS set to one
- * thread meanwhile: the engine splits the work itself. */
-static int begin_parallel(bfn_net *n, int *blas_threads)
+/* Threads for this call (the net's own setting, else the process-wide
+ * one), with BLAS single-threaded until end_parallel: the net splits the
+ * work itself. */
+static int begin_parallel(bfn_net *n)
 {
-    int t = bfn_gemm_set_threads(1);
-    *blas_threads = t;
-    if (t < 1)
-        t = 1;
-    t = bfn_pool_reserve(n->pool, t);
+    int t = bfn_gemm_serial_begin();
+    if (n->threads > 0)
+        t = n->threads;
+    t = bfn_pool_reserve(n->pool, t < 1 ? 1 : t);
     return ensure_scratch(n, t);
 }
 
-static void end_parallel(int blas_threads)
+static void end_parallel(void)
 {
-    if (blas_threads > 1)
-        bfn_gemm_set_threads(blas_threads);
+    bfn_gemm_serial_end();
+}
+
+int bfn_net_set_threads(bfn_net *n, int threads)
+{
+    if (!n)
+        return 0;
+    int prev = n->threads;
+    n->threads = threads > 0 ? threads : 0;
+    return prev;
 }
 
 bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, int training,
@@ -1048,9 +1088,8 @@ bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, in
         bfn_rng_init(&j.drop, bfn_rng_u64(rng), 0x64726F70ULL /* "drop" */);
     atomic_init(&j.next, 0);
 
-    int blas;
     unsigned fp = bfn_fp_flush_denormals();
-    int T = begin_parallel(n, &blas);
+    int T = begin_parallel(n);
     j.shared = B < T;
     if (j.shared) {
         size_t need = 2 * (size_t)stages_per_image(n) * B;
@@ -1069,7 +1108,7 @@ bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, in
             atomic_init(&n->team_ctr[i], 0);
     }
     bfn_pool_run(n->pool, j.shared ? T : (B < T ? B : T), forward_worker, &j);
-    end_parallel(blas);
+    end_parallel();
     bfn_fp_restore(fp);
     n->last_B = B;
     n->last_training = training;
@@ -1275,7 +1314,12 @@ static void reduce_worker(void *arg, int tid, int nthreads)
     }
 }
 
-/* Runs after reduce_worker (both write grads). */
+/* A pool run of its own after reduce_worker's, never a second loop inside
+ * it: both write grads, and a conv's weight block lies in the chunks of
+ * other threads. The boundary between two runs is the join (pool.c: each
+ * worker's release of `pending` after its part, acquired by the caller
+ * before it announces the next run), so every chunk sum is complete and
+ * visible before any transposed add reads and writes it. */
 static void reduce_dwt_worker(void *arg, int tid, int nthreads)
 {
     shard_job *j = arg;
@@ -1348,9 +1392,8 @@ bfn_status bfn_net_backward(bfn_net *n, const float *dlogits, float *dx)
                                n->n_dwt * 4.0 / 1e6);
     }
 
-    int blas;
     unsigned fp = bfn_fp_flush_denormals();
-    int T = begin_parallel(n, &blas);
+    int T = begin_parallel(n);
     bfn_pool_run(n->pool, T, flip_worker, n);
     bwd_job j;
     j.n = n;
@@ -1369,7 +1412,7 @@ bfn_status bfn_net_backward(bfn_net *n, const float *dlogits, float *dx)
     bfn_temb_grads tg = {GRD(n, n->temb_w1), GRD(n, n->temb_b1), GRD(n, n->temb_w2),
                          GRD(n, n->temb_b2)};
     bfn_temb_backward(&tg, DACT(n, n->t_de), &ts, &tp, n->temb_ws, B, c->temb_dim);
-    end_parallel(blas);
+    end_parallel();
     bfn_fp_restore(fp);
 
     if (dx) {
