@@ -28,8 +28,8 @@ static int widget_point(viz_app *a, const char *id, double fx, int *x, int *y)
 
 static int run_line(viz_app *a, char *line, char *err, size_t cap)
 {
-    char cmd[32] = "", s1[VIZ_PATH_MAX] = "", s2[64] = "", s3[64] = "";
-    int n = sscanf(line, "%31s %1023s %63s %63s", cmd, s1, s2, s3);
+    char cmd[32] = "", s1[VIZ_PATH_MAX] = "", s2[64] = "", s3[64] = "", s4[64] = "";
+    int n = sscanf(line, "%31s %1023s %63s %63s %63s", cmd, s1, s2, s3, s4);
     if (n <= 0 || cmd[0] == '#')
         return 0;
     if (!strcmp(cmd, "frames") && n >= 2) {
@@ -92,8 +92,15 @@ static int run_line(viz_app *a, char *line, char *err, size_t cap)
         viz_app_run_frames(a, 1);
     } else if (!strcmp(cmd, "move") || !strcmp(cmd, "click") || !strcmp(cmd, "drag") ||
                !strcmp(cmd, "pixel")) {
-        int x, y, x1 = 0;
-        if (!strcmp(cmd, "pixel")) {
+        int x, y, x1 = 0, y1 = 0, path = 0;
+        if (!strcmp(cmd, "drag") && n >= 5 && isdigit((unsigned char)s1[0])) {
+            /* a stroke from point to point, through 16 moves (drawing) */
+            x = atoi(s1);
+            y = atoi(s2);
+            x1 = atoi(s3);
+            y1 = atoi(s4);
+            path = 1;
+        } else if (!strcmp(cmd, "pixel")) {
             if (n < 4 || !viz_app_pixel_pos(a, atoi(s1), atoi(s2), atoi(s3), &x, &y)) {
                 viz_fmt(err, cap, "no such pixel");
                 return -1;
@@ -108,7 +115,6 @@ static int run_line(viz_app *a, char *line, char *err, size_t cap)
                 return -1;
             }
             if (!strcmp(cmd, "drag")) {
-                int y1;
                 widget_point(a, s1, n >= 4 ? atof(s3) : 1.0, &x1, &y1);
             }
         }
@@ -117,7 +123,14 @@ static int run_line(viz_app *a, char *line, char *err, size_t cap)
         if (strcmp(cmd, "move") && strcmp(cmd, "pixel")) {
             viz_app_mouse_button(a, x, y, 1);
             viz_app_run_frames(a, 1);
-            if (!strcmp(cmd, "drag")) {
+            if (path) {
+                for (int k = 1; k <= 16; k++) {
+                    viz_app_mouse_move(a, x + (x1 - x) * k / 16, y + (y1 - y) * k / 16);
+                    viz_app_run_frames(a, 1);
+                }
+                x = x1;
+                y = y1;
+            } else if (!strcmp(cmd, "drag")) {
                 viz_app_mouse_move(a, x1, y);
                 viz_app_run_frames(a, 1);
                 x = x1;

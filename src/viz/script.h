@@ -11,6 +11,7 @@
  *   move ID | move X Y       mouse to a widget's centre (ids: see app.h) or a point
  *   click ID [FX] | click X Y  press and release (FX: 0..1 across the widget)
  *   drag ID FX0 FX1          press at FX0 across the widget, move to FX1, release
+ *   drag X0 Y0 X1 Y1         press at a point, move to another in 16 steps, release
  *   pixel CELL X Y           mouse over pixel (X, Y) of a cell
  *   screenshot PATH          the current frame as a PNG
  *   quit                     close the app (as the window's close button)
