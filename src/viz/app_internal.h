@@ -153,6 +153,11 @@ void viz_inspector_view(viz_app *a, SDL_Rect r);              /* view_plots.c */
 void viz_schedule_view(viz_app *a, SDL_Rect r);
 void viz_train_panel(viz_app *a, SDL_Rect r);                 /* train_panel.c */
 void viz_help_overlay(viz_app *a);                            /* keys.c */
+/* A shortcut sheet over the window: title, rows of (keys, what they do)
+ * with the keys in a column key_col px wide, a box width px wide (both
+ * before UI zoom), and a footer of up to two lines. */
+void viz_key_sheet(viz_app *a, const char *title, const char *const (*rows)[2], int n,
+                   int key_col, int width, const char *footer);           /* keys.c */
 /* Handles a shortcut; 1 if key was one. */
 int viz_keys_handle(viz_app *a, SDL_Keycode key, Uint16 mod);
 

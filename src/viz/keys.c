@@ -154,16 +154,14 @@ int viz_keys_handle(viz_app *a, SDL_Keycode key, Uint16 mod)
     return 0;
 }
 
-void viz_help_overlay(viz_app *a)
+void viz_key_sheet(viz_app *a, const char *title, const char *const (*rows)[2], int n,
+                   int key_col, int width, const char *footer)
 {
     viz_ui *ui = &a->ui;
     viz_ui_fill(ui, (SDL_Rect){0, 0, a->w, a->h}, (SDL_Color){0, 0, 0, 170});
-    int lines = 0;
-    for (int i = 0; i < N_KEYS; i++)
-        lines += KEYS[i].label[0] != 0;
     int lh = viz_ui_line_height(ui, VIZ_FONT_NORMAL) + viz_ui_px(ui, 4);
-    int pad = viz_ui_px(ui, 22), col = viz_ui_px(ui, 150), w = viz_ui_px(ui, 560);
-    int h = lines * lh + 2 * pad + viz_ui_line_height(ui, VIZ_FONT_LARGE) + 3 * lh;
+    int pad = viz_ui_px(ui, 22), col = viz_ui_px(ui, key_col), w = viz_ui_px(ui, width);
+    int h = n * lh + 2 * pad + viz_ui_line_height(ui, VIZ_FONT_LARGE) + 3 * lh;
     if (w > a->w - 20)
         w = a->w - 20;
     SDL_Rect box = {(a->w - w) / 2, (a->h - h) / 2, w, h};
@@ -172,18 +170,28 @@ void viz_help_overlay(viz_app *a)
     viz_ui_fill(ui, box, ui->th.panel);
     viz_ui_frame(ui, box, ui->th.accent);
     int y = box.y + pad;
-    viz_ui_text(ui, VIZ_FONT_LARGE, box.x + pad, y, ui->th.text, "Keyboard shortcuts");
+    viz_ui_text(ui, VIZ_FONT_LARGE, box.x + pad, y, ui->th.text, title);
     y += viz_ui_line_height(ui, VIZ_FONT_LARGE) + lh / 2;
-    for (int i = 0; i < N_KEYS; i++) {
-        if (!KEYS[i].label[0])
-            continue;
-        viz_ui_text(ui, VIZ_FONT_NORMAL, box.x + pad, y, ui->th.accent, KEYS[i].label);
-        viz_ui_text(ui, VIZ_FONT_NORMAL, box.x + pad + col, y, ui->th.text, KEYS[i].what);
+    for (int i = 0; i < n; i++) {
+        viz_ui_text(ui, VIZ_FONT_NORMAL, box.x + pad, y, ui->th.accent, rows[i][0]);
+        viz_ui_text(ui, VIZ_FONT_NORMAL, box.x + pad + col, y, ui->th.text, rows[i][1]);
         y += lh;
     }
     y += lh / 2;
     viz_draw_wrapped(a, VIZ_FONT_SMALL, (SDL_Rect){box.x + pad, y, box.w - 2 * pad, 2 * lh},
-                     ui->th.dim,
-                     "Mouse: point at a pixel to inspect it, click to pin it, right click to "
-                     "free it; the wheel moves a slider. Any key or click closes this sheet.");
+                     ui->th.dim, footer);
+}
+
+void viz_help_overlay(viz_app *a)
+{
+    const char *rows[N_KEYS][2];
+    int n = 0;
+    for (int i = 0; i < N_KEYS; i++)
+        if (KEYS[i].label[0]) {
+            rows[n][0] = KEYS[i].label;
+            rows[n++][1] = KEYS[i].what;
+        }
+    viz_key_sheet(a, "Keyboard shortcuts", (const char *const (*)[2])rows, n, 150, 560,
+                  "Mouse: point at a pixel to inspect it, click to pin it, right click to "
+                  "free it; the wheel moves a slider. Any key or click closes this sheet.");
 }

@@ -82,7 +82,7 @@ void viz_teach_tour(viz_app *a, int s)
 
 /* ---- cheat sheet ---- */
 
-static const char *KEYS[][2] = {
+static const char *const KEYS[][2] = {
     {"L", "leave the teaching mode"},
     {"X", "Alice sends x ↔ Bob alone (same seed)"},
     {"N / Shift+N", "next / previous test digit"},
@@ -101,27 +101,7 @@ static const char *KEYS[][2] = {
 
 void viz_teach_help_overlay(viz_app *a)
 {
-    viz_ui *ui = &a->ui;
-    const int n = (int)(sizeof KEYS / sizeof KEYS[0]);
-    viz_ui_fill(ui, (SDL_Rect){0, 0, a->w, a->h}, (SDL_Color){0, 0, 0, 170});
-    int lh = viz_ui_line_height(ui, VIZ_FONT_NORMAL) + viz_ui_px(ui, 4);
-    int pad = viz_ui_px(ui, 22), col = viz_ui_px(ui, 190), w = viz_ui_px(ui, 620);
-    int h = (n + 2) * lh + 2 * pad + viz_ui_line_height(ui, VIZ_FONT_LARGE);
-    if (w > a->w - 20)
-        w = a->w - 20;
-    SDL_Rect box = {(a->w - w) / 2, (a->h - h) / 2, w, h};
-    if (box.y < 4)
-        box.y = 4;
-    viz_ui_fill(ui, box, ui->th.panel);
-    viz_ui_frame(ui, box, ui->th.accent);
-    int y = box.y + pad;
-    viz_ui_text(ui, VIZ_FONT_LARGE, box.x + pad, y, ui->th.text, "Teaching mode: shortcuts");
-    y += viz_ui_line_height(ui, VIZ_FONT_LARGE) + lh / 2;
-    for (int i = 0; i < n; i++) {
-        viz_ui_text(ui, VIZ_FONT_NORMAL, box.x + pad, y, ui->th.accent, KEYS[i][0]);
-        viz_ui_text(ui, VIZ_FONT_NORMAL, box.x + pad + col, y, ui->th.text, KEYS[i][1]);
-        y += lh;
-    }
-    viz_ui_text(ui, VIZ_FONT_SMALL, box.x + pad, y + lh / 2, ui->th.dim,
-                "Draw with the left button on Alice's image when D is on. Any key closes this.");
+    viz_key_sheet(a, "Teaching mode: shortcuts", KEYS, (int)(sizeof KEYS / sizeof KEYS[0]), 190,
+                  620, "Draw with the left button on Alice's image when D is on. Any key closes "
+                  "this.");
 }
