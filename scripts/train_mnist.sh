@@ -10,7 +10,7 @@ threads=2
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
 mkdir -p runs
 args=(--data mnist --ckpt runs/mnist.ckpt --out runs/mnist.bfn --threads "$threads"
-      --steps 40000 --val-every 250 --val-batches 5 --ckpt-every 250)
+      --steps 20500 --val-every 250 --val-batches 5 --ckpt-every 250)
 if [ -f runs/mnist.ckpt ]; then
   exec nice -n 10 build/bfn train "${args[@]}" --resume
 fi
