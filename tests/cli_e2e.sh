@@ -54,6 +54,9 @@ ls "$T"/*.tmp-* >/dev/null 2>&1 && bad "no temporary file after a failed save" |
 expect 0 "info" -- "$BFN" info --model "$T/run.bfn"
 grep -qi "beta" "$T/out" && ok "info shows beta1" || bad "info shows beta1"
 grep -q "8" "$T/out" && ok "info shows the step" || bad "info shows the step"
+expect 0 "info FILE" -- "$BFN" info "$T/run.bfn"
+grep -qi "beta" "$T/out" && ok "info FILE shows the same header" || bad "info FILE shows the same header"
+expect 2 "info with two files" -- "$BFN" info "$T/run.bfn" "$T/run.bfn"
 expect 0 "sample grid + strip" -- "$BFN" sample --model "$T/run.bfn" --steps 10 --count 4 --seed 3 --out "$T/s.png" --strip "$T/strip.png" --strip-rows 2 --strip-cols 5
 head -c 8 "$T/s.png" | od -An -c | grep -q 'P   N   G' && ok "grid is a PNG" || bad "grid is a PNG"
 [ -s "$T/strip.png" ] && ok "strip written" || bad "strip written"

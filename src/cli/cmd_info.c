@@ -11,8 +11,15 @@ int cmd_info(int argc, char **argv)
     arg_spec specs[] = {
         {"model", ARG_STR, &model, "PATH", "model or checkpoint file (default " BFN_DEFAULT_MODEL ")", 1, 0, 0},
     };
-    int r = args_parse("bfn info", "Shows the header and sections of a model or checkpoint file.",
-                       argc, argv, 2, specs, 1);
+    int first = 2;
+    if (argc > 2 && argv[2][0] != '-') { /* bfn info FILE */
+        model = argv[2];
+        first = 3;
+    }
+    int r = args_parse("bfn info",
+                       "Shows the header and sections of a model or checkpoint file\n"
+                       "(bfn info FILE, or bfn info --model FILE).",
+                       argc, argv, first, specs, 1);
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
     bfn_err err = {0};
