@@ -2,6 +2,8 @@
  * events at widget positions taken from the app's own layout, results
  * compared with the engine's sampler run directly on the same model. */
 #include "app_fixture.h"
+#include "script.h"
+#include "viz.h"
 
 static char dir[256], model[512];
 
@@ -452,6 +454,45 @@ static void test_app_training_without_data_reports_the_error_in_the_panel(void)
     viz_app_destroy(a);
 }
 
+/* A quit request (closed window, SIGINT/SIGTERM) while a script waits
+ * ends the wait at once: the script stops with "interrupted" instead of
+ * spinning until the wait's time limit. */
+static Uint32 quit_later(Uint32 interval, void *user)
+{
+    (void)interval;
+    (void)user;
+    SDL_Event e;
+    memset(&e, 0, sizeof e);
+    e.type = SDL_QUIT;
+    SDL_PushEvent(&e);
+    return 0;
+}
+
+static void test_app_quit_request_stops_a_waiting_script(void)
+{
+    viz_app *a = fx_open(dir, model, 12, 4, 7);
+    char path[600], err[700] = "";
+    snprintf(path, sizeof path, "%s/wait.txt", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL, "script file written");
+    if (!f) {
+        viz_app_destroy(a);
+        return;
+    }
+    fputs("wait-step 1000 600\nsleep 600\nscreenshot never.png\n", f);
+    fclose(f);
+    SDL_TimerID t = SDL_AddTimer(300, quit_later, NULL);
+    double t0 = viz_now();
+    int rc = viz_script_run(a, path, err, sizeof err);
+    double took = viz_now() - t0;
+    SDL_RemoveTimer(t);
+    CHECK(rc != 0, "the interrupted script reports failure (rc %d)", rc);
+    CHECK(strstr(err, "interrupted") != NULL, "message says interrupted: '%s'", err);
+    CHECK(strstr(err, ":1:") != NULL, "at the waiting line: '%s'", err);
+    CHECK(took < 60, "stopped long before the 600 s limit (%.1f s)", took);
+    viz_app_destroy(a);
+}
+
 int main(void)
 {
     fx_tmpdir(dir, sizeof dir);
@@ -468,6 +509,7 @@ int main(void)
     RUN(test_app_layout_adapts_to_a_narrow_window);
     RUN(test_app_tooltip_appears_after_hovering_a_control);
     RUN(test_app_training_without_data_reports_the_error_in_the_panel);
+    RUN(test_app_quit_request_stops_a_waiting_script);
     fx_rmtree(dir);
     return check_finish();
 }

@@ -657,7 +657,7 @@ void viz_app_run_frames(viz_app *a, int n)
 int viz_app_wait_run(viz_app *a, double timeout_s)
 {
     double end = viz_now() + timeout_s;
-    for (;;) {
+    while (!a->quit) {
         viz_app_run_frames(a, 1);
         if (a->teach_on && viz_teach_settled(a))
             return 1;
@@ -668,6 +668,7 @@ int viz_app_wait_run(viz_app *a, double timeout_s)
             return 0;
         SDL_Delay(5);
     }
+    return 0;
 }
 
 int viz_app_quit_requested(const viz_app *a) { return a->quit; }

@@ -60,7 +60,7 @@ int viz_app_run(viz_app *a);
 /* n frames without waiting: all pending events, update, draw (always). */
 void viz_app_run_frames(viz_app *a, int n);
 /* Runs frames (sleeping ms_per_frame between them) until the shown run has
- * finished or timeout_s passed; returns 1 if it finished. */
+ * finished, timeout_s passed or a quit was requested; returns 1 if it finished. */
 int viz_app_wait_run(viz_app *a, double timeout_s);
 int viz_app_quit_requested(const viz_app *a);
 /* Restarts the frame-time statistics of viz_app_get_state. */

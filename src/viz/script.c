@@ -36,17 +36,17 @@ static int run_line(viz_app *a, char *line, char *err, size_t cap)
         viz_script_frames(a, atoi(s1));
     } else if (!strcmp(cmd, "sleep") && n >= 2) {
         double end = viz_now() + atof(s1);
-        while (viz_now() < end)
+        while (viz_now() < end && !viz_app_quit_requested(a))
             viz_script_frames(a, 1);
     } else if (!strcmp(cmd, "wait-run")) {
-        if (!viz_app_wait_run(a, n >= 2 ? atof(s1) : 120)) {
+        if (!viz_app_wait_run(a, n >= 2 ? atof(s1) : 120) && !viz_app_quit_requested(a)) {
             viz_fmt(err, cap, "the run did not finish in time");
             return -1;
         }
     } else if (!strcmp(cmd, "wait-step") && n >= 2) {
         double end = viz_now() + (n >= 3 ? atof(s2) : 600);
         viz_app_state st;
-        for (;;) {
+        while (!viz_app_quit_requested(a)) {
             viz_script_frames(a, 1);
             viz_app_get_state(a, &st);
             if (st.run_ready >= atoi(s1) && st.position >= atoi(s1))
@@ -59,7 +59,7 @@ static int run_line(viz_app *a, char *line, char *err, size_t cap)
     } else if (!strcmp(cmd, "wait-train") && n >= 2) {
         double end = viz_now() + (n >= 3 ? atof(s2) : 600);
         viz_app_state st;
-        for (;;) {
+        while (!viz_app_quit_requested(a)) {
             viz_script_frames(a, 1);
             viz_app_get_state(a, &st);
             if (st.train_step >= atoll(s1))
@@ -144,6 +144,7 @@ static int run_line(viz_app *a, char *line, char *err, size_t cap)
         e.type = SDL_QUIT;
         viz_app_push_event(a, &e);
         viz_app_run_frames(a, 1);
+        return 1;
     } else if (!strcmp(cmd, "screenshot") && n >= 2) {
         viz_app_run_frames(a, 1);
         if (viz_app_screenshot(a, s1, err, cap) != 0)
@@ -163,11 +164,19 @@ int viz_script_run(viz_app *a, const char *path, char *err, size_t cap)
         return -1;
     }
     char line[2048], msg[600];
-    int no = 0, rc = 0;
-    while (fgets(line, sizeof line, f) && !viz_app_quit_requested(a)) {
+    int no = 0, rc = 0, r;
+    while (fgets(line, sizeof line, f)) {
         no++;
-        if (run_line(a, line, msg, sizeof msg) != 0) {
+        if ((r = run_line(a, line, msg, sizeof msg)) < 0) {
             viz_fmt(err, cap, "%s:%d: %s", path, no, msg);
+            rc = -1;
+            break;
+        }
+        if (r > 0) /* the script's own quit */
+            break;
+        if (viz_app_quit_requested(a)) {
+            /* the window closed or a signal came: stop here, and say so */
+            viz_fmt(err, cap, "%s:%d: interrupted (quit requested)", path, no);
             rc = -1;
             break;
         }
