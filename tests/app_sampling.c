@@ -457,17 +457,6 @@ static void test_app_training_without_data_reports_the_error_in_the_panel(void)
 /* A quit request (closed window, SIGINT/SIGTERM) while a script waits
  * ends the wait at once: the script stops with "interrupted" instead of
  * spinning until the wait's time limit. */
-static Uint32 quit_later(Uint32 interval, void *user)
-{
-    (void)interval;
-    (void)user;
-    SDL_Event e;
-    memset(&e, 0, sizeof e);
-    e.type = SDL_QUIT;
-    SDL_PushEvent(&e);
-    return 0;
-}
-
 static void test_app_quit_request_stops_a_waiting_script(void)
 {
     viz_app *a = fx_open(dir, model, 12, 4, 7);
@@ -481,7 +470,7 @@ static void test_app_quit_request_stops_a_waiting_script(void)
     }
     fputs("wait-step 1000 600\nsleep 600\nscreenshot never.png\n", f);
     fclose(f);
-    SDL_TimerID t = SDL_AddTimer(300, quit_later, NULL);
+    SDL_TimerID t = SDL_AddTimer(300, viz_push_quit, NULL);
     double t0 = viz_now();
     int rc = viz_script_run(a, path, err, sizeof err);
     double took = viz_now() - t0;

@@ -528,17 +528,6 @@ static void act(session *s, action_kind k)
     }
 }
 
-static Uint32 push_quit(Uint32 interval, void *param)
-{
-    (void)interval;
-    (void)param;
-    SDL_Event e;
-    memset(&e, 0, sizeof e);
-    e.type = SDL_QUIT;
-    SDL_PushEvent(&e);
-    return 0;
-}
-
 /* The action's events handled by the interactive loop, which must draw:
  * the loop ends when a timer posts a quit event 80 ms later. */
 static void through_loop(session *s)
@@ -550,7 +539,7 @@ static void through_loop(session *s)
         input += q[i].type != SDL_TEXTINPUT || viz_ui_editing(&s->a->ui);
     long before = s->a->frames_drawn;
     double t0 = viz_now();
-    SDL_TimerID t = SDL_AddTimer(80, push_quit, NULL);
+    SDL_TimerID t = SDL_AddTimer(80, viz_push_quit, NULL);
     viz_app_run(s->a);
     double dt = viz_now() - t0;
     SDL_RemoveTimer(t);

@@ -66,17 +66,15 @@ void bfn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc)
 {
-    if (M <= 0 || N <= 0)
-        return;
-    if (K <= 0) {
-        beta_only(M, N, beta, C, ldc);
+    if (M <= 0 || N <= 0 || K <= 0) { /* no BLAS call */
+        bfn_gemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     pthread_mutex_lock(&blas.lock);
     int threaded = blas.sections == 0 && configured_locked() > 1;
     blas.busy += threaded;
     pthread_mutex_unlock(&blas.lock);
-    sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    bfn_gemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     if (threaded) {
         pthread_mutex_lock(&blas.lock);
         if (--blas.busy == 0)

@@ -673,6 +673,17 @@ int viz_app_wait_run(viz_app *a, double timeout_s)
 
 int viz_app_quit_requested(const viz_app *a) { return a->quit; }
 
+Uint32 viz_push_quit(Uint32 interval, void *user)
+{
+    (void)interval;
+    (void)user;
+    SDL_Event e;
+    memset(&e, 0, sizeof e);
+    e.type = SDL_QUIT;
+    SDL_PushEvent(&e);
+    return 0;
+}
+
 void viz_app_reset_stats(viz_app *a)
 {
     a->stat_frames = a->stat_slow = a->stat_anim_frames = 0;

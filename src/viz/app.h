@@ -63,6 +63,9 @@ void viz_app_run_frames(viz_app *a, int n);
  * finished, timeout_s passed or a quit was requested; returns 1 if it finished. */
 int viz_app_wait_run(viz_app *a, double timeout_s);
 int viz_app_quit_requested(const viz_app *a);
+/* SDL timer callback (runs on SDL's timer thread): pushes SDL_QUIT, as the
+ * window's close button does, and does not repeat. */
+Uint32 viz_push_quit(Uint32 interval, void *user);
 /* Restarts the frame-time statistics of viz_app_get_state. */
 void viz_app_reset_stats(viz_app *a);
 

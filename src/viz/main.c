@@ -62,18 +62,6 @@ static int parse_num(const char *s, double lo, double hi, const char *opt, doubl
     return 1;
 }
 
-/* SDL timer callback (its own thread): asks the loop to end. */
-static Uint32 push_quit(Uint32 interval, void *user)
-{
-    (void)interval;
-    (void)user;
-    SDL_Event e;
-    memset(&e, 0, sizeof e);
-    e.type = SDL_QUIT;
-    SDL_PushEvent(&e);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     viz_options o;
@@ -172,7 +160,7 @@ int main(int argc, char **argv)
         viz_script_frames(app, (int)frames);
     SDL_TimerID timer = 0;
     if (quit_after > 0 && !o.headless)
-        timer = SDL_AddTimer((Uint32)(quit_after * 1000), push_quit, NULL);
+        timer = SDL_AddTimer((Uint32)(quit_after * 1000), viz_push_quit, NULL);
     if (!o.headless && rc == 0 && !viz_app_quit_requested(app)) {
         viz_app_reset_stats(app);
         viz_app_run(app);
