@@ -861,7 +861,7 @@ static void test_attention_gradients(void)
 
 /* Shapes the direct kernels treat differently: stride-1 "same" (padded
  * grid, rows of 28, 14, 7 and 5 wide), 1x1 in place, stride 2 (packed
- * panels); channel counts at and past one register tile. */
+ * panels); channel counts at, past and short of one register tile. */
 static const bfn_conv2d_shape direct_cases[] = {
     {.cin = 3, .h = 28, .w = 28, .cout = 8, .k = 3, .stride = 1, .pad = 1},
     {.cin = 16, .h = 14, .w = 14, .cout = 32, .k = 3, .stride = 1, .pad = 1},
@@ -871,6 +871,12 @@ static const bfn_conv2d_shape direct_cases[] = {
     {.cin = 6, .h = 14, .w = 14, .cout = 16, .k = 3, .stride = 2, .pad = 1},
     {.cin = 8, .h = 14, .w = 14, .cout = 64, .k = 3, .stride = 1, .pad = 1},
     {.cin = 9, .h = 5, .w = 6, .cout = 48, .k = 1, .stride = 1, .pad = 0},
+    /* output channels that leave a partial register tile: the network's
+     * 2-channel output conv, and 3, 5, 13 through each kind of shape */
+    {.cin = 32, .h = 28, .w = 28, .cout = 2, .k = 3, .stride = 1, .pad = 1},
+    {.cin = 5, .h = 7, .w = 7, .cout = 3, .k = 3, .stride = 1, .pad = 1},
+    {.cin = 6, .h = 14, .w = 14, .cout = 5, .k = 3, .stride = 2, .pad = 1},
+    {.cin = 9, .h = 5, .w = 6, .cout = 13, .k = 1, .stride = 1, .pad = 0},
 };
 #define N_DIRECT ((int)(sizeof direct_cases / sizeof direct_cases[0]))
 

@@ -76,7 +76,15 @@ static int is_same(const bfn_conv2d_shape *s)
 int bfn_convk_supported(const bfn_conv2d_shape *s)
 {
     int isa = convk_isa();
-    return isa != ISA_NONE && s->cout % tile_mr(isa) == 0;
+    return isa != ISA_NONE && s->cout >= 1;
+}
+
+/* Output channels of the register-tile block starting at m: mr, or fewer
+ * in the last block (the kernel then repeats row 0 in the rows past them
+ * and stores only the real ones). */
+static int rows_at(const bfn_conv2d_shape *s, int m, int mr)
+{
+    return s->cout - m < mr ? s->cout - m : mr;
 }
 
 /* Floats: the offset table (K ints), then the padded rows or the panel. */
@@ -140,7 +148,8 @@ static void pack_panel(float *panel, int nr, const float *in, const bfn_conv2d_s
  * the w values, so row stride w + pad: a tap reaching past the right edge
  * lands in the next row's zeros, one past the left edge in its own. One
  * more pad of zeros ends each plane. Returns the plane size. */
-static size_t pad_rows(float *data, const float *in, const bfn_conv2d_shape *s, int iy0, int rows)
+static size_t pad_rows_c(float *data, const float *in, const bfn_conv2d_shape *s, int iy0,
+                         int rows)
 {
     int pad = s->pad, wp = s->w + pad;
     size_t plane = (size_t)rows * wp + pad;
@@ -157,6 +166,47 @@ static size_t pad_rows(float *data, const float *in, const bfn_conv2d_shape *s, 
         memset(d, 0, sizeof(float) * pad);
     }
     return plane;
+}
+
+#if CONVK_X86
+/* The same with masked vector moves: a plane is many short rows, too
+ * short for memcpy and memset calls to pay. */
+__attribute__((target("avx512f"))) static size_t
+pad_rows512(float *data, const float *in, const bfn_conv2d_shape *s, int iy0, int rows)
+{
+    int pad = s->pad, w = s->w, wp = w + pad;
+    size_t plane = (size_t)rows * wp + pad;
+    __m512 z = _mm512_setzero_ps();
+    for (int ci = 0; ci < s->cin; ci++) {
+        float *d = data + ci * plane;
+        const float *src = in + (size_t)ci * s->h * w;
+        for (int r = 0; r < rows; r++, d += wp) {
+            int iy = iy0 + r;
+            for (int x = 0; x < pad; x += 16)
+                _mm512_mask_storeu_ps(d + x, (__mmask16)((1u << (pad - x < 16 ? pad - x : 16)) - 1),
+                                      z);
+            for (int x = 0; x < w; x += 16) {
+                __mmask16 k = (__mmask16)((1u << (w - x < 16 ? w - x : 16)) - 1);
+                __m512 v = iy < 0 || iy >= s->h ? z : _mm512_maskz_loadu_ps(k, src + iy * w + x);
+                _mm512_mask_storeu_ps(d + pad + x, k, v);
+            }
+        }
+        for (int x = 0; x < pad; x += 16)
+            _mm512_mask_storeu_ps(d + x, (__mmask16)((1u << (pad - x < 16 ? pad - x : 16)) - 1), z);
+    }
+    return plane;
+}
+#endif
+
+static size_t pad_rows(int isa, float *data, const float *in, const bfn_conv2d_shape *s, int iy0,
+                       int rows)
+{
+#if CONVK_X86
+    if (isa == ISA_AVX512)
+        return pad_rows512(data, in, s, iy0, rows);
+#endif
+    (void)isa;
+    return pad_rows_c(data, in, s, iy0, rows);
 }
 
 /* ---- output segments ----
@@ -178,8 +228,8 @@ typedef struct {
 #define ALL4(F) F(0) F(1) F(2) F(3)
 
 /* AVX-512: rows a0..a7 of w, NV vectors of 16 positions. */
-#define Z_DECL1(m) const float *a##m = A + m * lda; \
-    __m512 c##m##0 = _mm512_set1_ps(bias ? bias[m] : 0.0f);
+#define Z_DECL1(m) const float *a##m = A + (m < rows ? m : 0) * lda; \
+    __m512 c##m##0 = _mm512_set1_ps(bias ? bias[m < rows ? m : 0] : 0.0f);
 #define Z_DECL2(m) Z_DECL1(m) __m512 c##m##1 = c##m##0;
 #define Z_DECL3(m) Z_DECL2(m) __m512 c##m##2 = c##m##0;
 #define Z_FMA1(m) { __m512 x = _mm512_set1_ps(a##m[k]); c##m##0 = _mm512_fmadd_ps(x, b0, c##m##0); }
@@ -201,13 +251,17 @@ static inline T512 void store_vec(__m512 c, int v, const seg *sg, const int *vs,
     }
 }
 
-#define Z_ST1(m) store_vec(c##m##0, 0, sg, vs, out + m * ldc, add ? add + m * ldc : NULL);
-#define Z_ST2(m) Z_ST1(m) store_vec(c##m##1, 1, sg, vs, out + m * ldc, add ? add + m * ldc : NULL);
-#define Z_ST3(m) Z_ST2(m) store_vec(c##m##2, 2, sg, vs, out + m * ldc, add ? add + m * ldc : NULL);
+#define Z_STV(m, v) \
+    if (m < rows)   \
+        store_vec(c##m##v, v, sg, vs, out + m * ldc, add ? add + m * ldc : NULL);
+#define Z_ST1(m) Z_STV(m, 0)
+#define Z_ST2(m) Z_ST1(m) Z_STV(m, 1)
+#define Z_ST3(m) Z_ST2(m) Z_STV(m, 2)
 
 /* vs[v] .. vs[v + 1] − 1: the segments of vector v */
 #define Z_KERNEL(NV, LOADS)                                                                  \
-    static T512 void kern512_##NV(int K, const float *A, size_t lda, const float *bias,      \
+    static T512 void kern512_##NV(int K, int rows, const float *A, size_t lda,              \
+                                  const float *bias,                                         \
                                   const float *B, const int *boff, __mmask16 lm,             \
                                   const seg *sg, const int *vs, float *out, const float *add, \
                                   size_t ldc)                                                \
@@ -227,8 +281,8 @@ Z_KERNEL(3, __m512 b0 = _mm512_loadu_ps(b); __m512 b1 = _mm512_loadu_ps(b + 16);
          __m512 b2 = _mm512_maskz_loadu_ps(lm, b + 32);)
 
 /* AVX2: rows a0..a3, NV vectors of 8 positions. */
-#define Y_DECL1(m) const float *a##m = A + m * lda; \
-    __m256 c##m##0 = _mm256_set1_ps(bias ? bias[m] : 0.0f);
+#define Y_DECL1(m) const float *a##m = A + (m < rows ? m : 0) * lda; \
+    __m256 c##m##0 = _mm256_set1_ps(bias ? bias[m < rows ? m : 0] : 0.0f);
 #define Y_DECL2(m) Y_DECL1(m) __m256 c##m##1 = c##m##0;
 #define Y_DECL3(m) Y_DECL2(m) __m256 c##m##2 = c##m##0;
 #define Y_FMA1(m) { __m256 x = _mm256_set1_ps(a##m[k]); c##m##0 = _mm256_fmadd_ps(x, b0, c##m##0); }
@@ -241,7 +295,8 @@ Z_KERNEL(3, __m512 b0 = _mm512_loadu_ps(b); __m512 b1 = _mm512_loadu_ps(b + 16);
 #define Y_ST3(m) Y_ST2(m) _mm256_store_ps(tile + m * NR_MAX + 16, c##m##2);
 
 #define Y_KERNEL(NV, LOADS)                                                                  \
-    static T256 void kern256_##NV(int K, const float *A, size_t lda, const float *bias,      \
+    static T256 void kern256_##NV(int K, int rows, const float *A, size_t lda,              \
+                                  const float *bias,                                         \
                                   const float *B, const int *boff, __m256i lm, float *tile)  \
     {                                                                                        \
         ALL4(Y_DECL##NV)                                                                     \
@@ -260,48 +315,48 @@ Y_KERNEL(3, __m256 b0 = _mm256_loadu_ps(b); __m256 b1 = _mm256_loadu_ps(b + 8);
 
 /* An 8 × n tile (n <= 48) stored through its segments. Only the first n
  * positions of each row of B are read. bias may be NULL (zero). */
-static T512 void tile512(int K, const float *A, size_t lda, const float *bias, const float *B,
-                         const int *boff, int n, const seg *sg, const int *vs, float *out,
-                         const float *add, size_t ldc)
+static T512 void tile512(int K, int rows, const float *A, size_t lda, const float *bias,
+                         const float *B, const int *boff, int n, const seg *sg, const int *vs,
+                         float *out, const float *add, size_t ldc)
 {
     int nv = (n + 15) / 16, r = n - 16 * (nv - 1);
     __mmask16 lm = (__mmask16)(r == 16 ? 0xFFFF : (1u << r) - 1);
     if (nv == 3)
-        kern512_3(K, A, lda, bias, B, boff, lm, sg, vs, out, add, ldc);
+        kern512_3(K, rows, A, lda, bias, B, boff, lm, sg, vs, out, add, ldc);
     else if (nv == 2)
-        kern512_2(K, A, lda, bias, B, boff, lm, sg, vs, out, add, ldc);
+        kern512_2(K, rows, A, lda, bias, B, boff, lm, sg, vs, out, add, ldc);
     else
-        kern512_1(K, A, lda, bias, B, boff, lm, sg, vs, out, add, ldc);
+        kern512_1(K, rows, A, lda, bias, B, boff, lm, sg, vs, out, add, ldc);
 }
 
 /* A 4 × n tile (n <= 24) into tile[m][j] (row stride NR_MAX). */
-static T256 void tile256(int K, const float *A, size_t lda, const float *bias, const float *B,
-                         const int *boff, int n, float *tile)
+static T256 void tile256(int K, int rows, const float *A, size_t lda, const float *bias,
+                         const float *B, const int *boff, int n, float *tile)
 {
     int nv = (n + 7) / 8, r = n - 8 * (nv - 1);
     __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     if (nv == 3)
-        kern256_3(K, A, lda, bias, B, boff, lm, tile);
+        kern256_3(K, rows, A, lda, bias, B, boff, lm, tile);
     else if (nv == 2)
-        kern256_2(K, A, lda, bias, B, boff, lm, tile);
+        kern256_2(K, rows, A, lda, bias, B, boff, lm, tile);
     else
-        kern256_1(K, A, lda, bias, B, boff, lm, tile);
+        kern256_1(K, rows, A, lda, bias, B, boff, lm, tile);
 }
 #endif
 
 /* One MR-row block of a tile of n positions, written through its segments. */
-static void run_tile(int isa, int K, const float *A, size_t lda, const float *bias,
+static void run_tile(int isa, int K, int rows, const float *A, size_t lda, const float *bias,
                      const float *B, const int *boff, int n, const seg *sg, const int *vs,
                      float *out, const float *add, size_t ldc)
 {
 #if CONVK_X86
     if (isa == ISA_AVX512) {
-        tile512(K, A, lda, bias, B, boff, n, sg, vs, out, add, ldc);
+        tile512(K, rows, A, lda, bias, B, boff, n, sg, vs, out, add, ldc);
         return;
     }
     float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
-    tile256(K, A, lda, bias, B, boff, n, tile);
-    for (int m = 0; m < 4; m++)
+    tile256(K, rows, A, lda, bias, B, boff, n, tile);
+    for (int m = 0; m < rows; m++)
         for (int i = 0; i < vs[(n + 15) / 16]; i++) {
             float *o = out + m * ldc + sg[i].dst;
             const float *t = tile + m * NR_MAX + sg[i].j0;
@@ -310,8 +365,8 @@ static void run_tile(int isa, int K, const float *A, size_t lda, const float *bi
                 o[j] = a ? a[j] + t[j] : t[j];
         }
 #else
-    (void)isa, (void)K, (void)A, (void)lda, (void)bias, (void)B, (void)boff, (void)n, (void)sg;
-    (void)vs, (void)out, (void)add, (void)ldc;
+    (void)isa, (void)K, (void)rows, (void)A, (void)lda, (void)bias, (void)B, (void)boff, (void)n;
+    (void)sg, (void)vs, (void)out, (void)add, (void)ldc;
 #endif
 }
 
@@ -370,9 +425,9 @@ void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
             ns = add_seg(sg, 0, 0, q0, n);
             vector_starts(vs, sg, ns, n);
             for (int m = 0; m < s->cout; m += mr)
-                run_tile(isa, K, w + (size_t)m * K, (size_t)K, bias ? bias + m : NULL, in + q0, boff,
-                         n, sg, vs, out + (size_t)m * n1, add ? add + (size_t)m * n1 : NULL,
-                         (size_t)n1);
+                run_tile(isa, K, rows_at(s, m, mr), w + (size_t)m * K, (size_t)K,
+                         bias ? bias + m : NULL, in + q0, boff, n, sg, vs, out + (size_t)m * n1,
+                         add ? add + (size_t)m * n1 : NULL, (size_t)n1);
         }
         return;
     }
@@ -386,9 +441,9 @@ void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
             ns = add_seg(sg, 0, 0, q0, q1 - q0);
             vector_starts(vs, sg, ns, q1 - q0);
             for (int m = 0; m < s->cout; m += mr)
-                run_tile(isa, K, w + (size_t)m * K, (size_t)K, bias ? bias + m : NULL, data, boff,
-                         q1 - q0, sg, vs, out + (size_t)m * n1, add ? add + (size_t)m * n1 : NULL,
-                         (size_t)n1);
+                run_tile(isa, K, rows_at(s, m, mr), w + (size_t)m * K, (size_t)K,
+                         bias ? bias + m : NULL, data, boff, q1 - q0, sg, vs,
+                         out + (size_t)m * n1, add ? add + (size_t)m * n1 : NULL, (size_t)n1);
         }
         return;
     }
@@ -396,7 +451,7 @@ void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
     /* padded grid: output rows r0..r1-1 need input rows r0 − pad .. r1 − 1 + pad */
     int ks = s->k, pad = s->pad, wp = wo + pad;
     int r0 = p0 / wo, r1 = (p1 + wo - 1) / wo, rows = r1 - r0 + 2 * pad;
-    size_t plane = pad_rows(data, in, s, r0 - pad, rows);
+    size_t plane = pad_rows(isa, data, in, s, r0 - pad, rows);
     for (int ci = 0, k = 0; ci < s->cin; ci++)
         for (int ky = 0; ky < ks; ky++)
             for (int kx = 0; kx < ks; kx++)
@@ -423,8 +478,9 @@ void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
         }
         vector_starts(vs, sg, ns, n);
         for (int m = 0; m < s->cout; m += mr)
-            run_tile(isa, K, w + (size_t)m * K, (size_t)K, bias ? bias + m : NULL, data + g0, boff,
-                     n, sg, vs, out + (size_t)m * n1, add ? add + (size_t)m * n1 : NULL, (size_t)n1);
+            run_tile(isa, K, rows_at(s, m, mr), w + (size_t)m * K, (size_t)K,
+                     bias ? bias + m : NULL, data + g0, boff, n, sg, vs, out + (size_t)m * n1,
+                     add ? add + (size_t)m * n1 : NULL, (size_t)n1);
     }
 }
 
@@ -525,7 +581,7 @@ void bfn_convk_weight_grad(float *dw, int transposed, const float *dout, const f
         X = (float *)in; /* pointwise: the image itself, positions compact */
         plane = (size_t)h * w;
     } else {
-        plane = pad_rows(X, in, s, -pad, h + 2 * pad);
+        plane = pad_rows(ISA_AVX512, X, in, s, -pad, h + 2 * pad);
     }
     D = ws + K + (size_t)s->cin * plane;
     D += (16 - ((uintptr_t)D / sizeof(float)) % 16) % 16;

@@ -91,7 +91,8 @@ void bfn_conv2d_backward_image(float *din, int din_accumulate, float *dw, float 
                                const float *wt, float *col, const bfn_conv2d_shape *s);
 
 /* Direct kernels (convk.c) behind the forward and the stride-1 din: 1 when
- * this CPU has them and cout suits their tile. */
+ * this CPU has them (any cout: a last, partial block of output channels
+ * runs on the same tile). */
 int bfn_convk_supported(const bfn_conv2d_shape *s);
 /* Floats of workspace bfn_convk_forward needs. */
 size_t bfn_convk_workspace(const bfn_conv2d_shape *s);

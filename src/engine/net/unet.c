@@ -722,6 +722,25 @@ static void team_end(team *tm, int n)
     tm->local = 0;
 }
 
+/* A conv's pieces for this team: the layer's fixed pieces, or the whole
+ * image in one for a thread alone when the direct kernels compute it (their
+ * results do not depend on how the positions are split, and one range
+ * fills their register tiles better than two). */
+static int team_conv_pieces(const team *tm, const bfn_conv2d_shape *s)
+{
+    return tm->size == 1 && bfn_convk_supported(s) ? 1 : bfn_conv2d_pieces(s);
+}
+
+static void team_conv_piece(const team *tm, const bfn_conv2d_shape *s, int q, int *p0, int *p1)
+{
+    if (team_conv_pieces(tm, s) == 1) {
+        *p0 = 0;
+        *p1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
+        return;
+    }
+    bfn_conv2d_piece(s, q, p0, p1);
+}
+
 /* Stages per image: at most 4 per op, 2 for the input, 2 for the head. */
 static int stages_per_image(const bfn_net *n)
 {
@@ -832,7 +851,7 @@ static void res_forward_image(fwd_job *j, const op *o, int op_index, team *tm, c
     float *out = IMG(n, n->streams[o->out].act, b, nout), *h1 = IMG(n, r->h1, b, nout);
     float *mean1 = IMG(n, r->mean1, b, G), *rstd1 = IMG(n, r->rstd1, b, G);
     float *mean2 = IMG(n, r->mean2, b, G), *rstd2 = IMG(n, r->rstd2, b, G);
-    int q, p0, p1, npc = bfn_conv2d_pieces(&r->conv1.s);
+    int q, p0, p1, npc = team_conv_pieces(tm, &r->conv1.s);
 
     /* conv1 bias + time projection, the conv's per-channel start value:
      * every member computes it, the same way, into its own buffer */
@@ -850,7 +869,7 @@ static void res_forward_image(fwd_job *j, const op *o, int op_index, team *tm, c
     team_end(tm, G);
 
     while ((q = team_claim(tm, npc)) >= 0) {
-        bfn_conv2d_piece(&r->conv1.s, q, &p0, &p1);
+        team_conv_piece(tm, &r->conv1.s, q, &p0, &p1);
         bfn_conv2d_forward_range(h1, sh->s1, PAR(n, r->conv1.w), own->sp, NULL,
                                  col_part(n, sh, q), &r->conv1.s, p0, p1);
         team_done(tm);
@@ -874,7 +893,7 @@ static void res_forward_image(fwd_job *j, const op *o, int op_index, team *tm, c
 
     /* out = skip(x) + conv2(s1) + conv2 bias, skip(x) = x or a 1x1 conv */
     while ((q = team_claim(tm, npc)) >= 0) {
-        bfn_conv2d_piece(&r->conv2.s, q, &p0, &p1);
+        team_conv_piece(tm, &r->conv2.s, q, &p0, &p1);
         const float *add = x;
         if (r->skip.s.cout) {
             bfn_conv2d_forward_range(out, x, PAR(n, r->skip.w), PAR(n, r->skip.b), NULL,
@@ -908,9 +927,9 @@ static void op_forward_image(fwd_job *j, int i, team *tm, const scratch *sh, con
     switch (o->kind) {
     case OP_CONV: {
         const conv_rec *c = &o->u.conv;
-        np = bfn_conv2d_pieces(&c->s);
+        np = team_conv_pieces(tm, &c->s);
         while ((q = team_claim(tm, np)) >= 0) {
-            bfn_conv2d_piece(&c->s, q, &lo, &hi);
+            team_conv_piece(tm, &c->s, q, &lo, &hi);
             bfn_conv2d_forward_range(out, in, PAR(n, c->w), PAR(n, c->b), NULL,
                                      col_part(n, sh, q), &c->s, lo, hi);
             team_done(tm);
@@ -1005,9 +1024,9 @@ static void forward_image(fwd_job *j, team *tm, const scratch *sh, const scratch
         team_done(tm);
     }
     team_end(tm, G);
-    np = bfn_conv2d_pieces(&oc->s);
+    np = team_conv_pieces(tm, &oc->s);
     while ((q = team_claim(tm, np)) >= 0) {
-        bfn_conv2d_piece(&oc->s, q, &lo, &hi);
+        team_conv_piece(tm, &oc->s, q, &lo, &hi);
         bfn_conv2d_forward_range(j->logits + (size_t)b * n->out_ch * hw, sh->s1, PAR(n, oc->w),
                                  PAR(n, oc->b), NULL, col_part(n, sh, q), &oc->s, lo, hi);
         team_done(tm);

@@ -401,7 +401,8 @@ static const bfn_vec_kernels kernels_avx2 = {
     sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx2,
 };
 
-/* ---- AVX-512: the two exp-bound kernels 16 wide, the rest as AVX2 ---- */
+/* ---- AVX-512: the exp-bound kernels and the GroupNorm statistics 16
+ * wide, the rest as AVX2 ---- */
 
 #define T512 __attribute__((target("avx512f")))
 
@@ -506,8 +507,50 @@ static T512 void silu_grad_sums_avx512(float *d, const float *x, size_t n, float
     *sdx += _mm512_reduce_add_pd(_mm512_add_pd(t0, t1));
 }
 
+/* The GroupNorm statistics: 32 floats a step into four independent
+ * double accumulators (the AVX2 versions wait on one or two add chains). */
+static T512 double sum_avx512(const float *x, size_t n)
+{
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
+    size_t i = 0, r;
+    for (; i + 32 <= n; i += 32) {
+        acc_pd512(&a0, &a1, _mm512_loadu_ps(x + i));
+        acc_pd512(&b0, &b1, _mm512_loadu_ps(x + i + 16));
+    }
+    for (; i + 16 <= n; i += 16)
+        acc_pd512(&a0, &a1, _mm512_loadu_ps(x + i));
+    if ((r = n - i) > 0)
+        acc_pd512(&b0, &b1, _mm512_maskz_loadu_ps(tail16(r), x + i));
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(b0, b1)));
+}
+
+static inline T512 void acc_dev_pd512(__m512d *a0, __m512d *a1, __m512 v, __m512d m)
+{
+    __m256 vh = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), m);
+    __m512d d1 = _mm512_sub_pd(_mm512_cvtps_pd(vh), m);
+    *a0 = _mm512_fmadd_pd(d0, d0, *a0);
+    *a1 = _mm512_fmadd_pd(d1, d1, *a1);
+}
+
+static T512 double sumsq_dev_avx512(const float *x, size_t n, double m)
+{
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0, md = _mm512_set1_pd(m);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc_dev_pd512(&a0, &a1, _mm512_loadu_ps(x + i), md);
+        acc_dev_pd512(&b0, &b1, _mm512_loadu_ps(x + i + 16), md);
+    }
+    for (; i + 16 <= n; i += 16)
+        acc_dev_pd512(&a0, &a1, _mm512_loadu_ps(x + i), md);
+    double s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(b0, b1)));
+    for (; i < n; i++)
+        s += (x[i] - m) * (x[i] - m);
+    return s;
+}
+
 static const bfn_vec_kernels kernels_avx512 = {
-    sum_avx2, sumsq_dev_avx2, affine_avx512, add_const_avx2, add_avx2, silu_grad_sums_avx512,
+    sum_avx512, sumsq_dev_avx512, affine_avx512, add_const_avx2, add_avx2, silu_grad_sums_avx512,
     sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx2,
 };
 #endif
