@@ -77,6 +77,15 @@ cp "$T/out" "$T/eval1"
 expect 0 "eval again" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10 --limit 20 --repeats 2
 diff <(sed 's/, [0-9.]* s$//' "$T/eval1") <(sed 's/, [0-9.]* s$//' "$T/out") >/dev/null && ok "eval reproducible" || bad "eval reproducible"
 expect 0 "eval continuous" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --continuous --limit 10
+cp "$T/out" "$T/eval_inf"
+# a list of step counts: one block per row, each the numbers of its own run
+expect 0 "eval --steps 10,inf" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 3,10,inf --limit 20 --repeats 2
+l10=$(grep '^L^10 ' "$T/eval1"); lrow=$(grep '^L^10 ' "$T/out")
+[ -n "$l10" ] && [ "$l10" = "$lrow" ] && ok "row n = 10 equals the run of n = 10 ($lrow)" || bad "row n = 10 equals the run of n = 10 ('$lrow' vs '$l10')"
+[ "$(grep -c '^total' "$T/out")" = 3 ] && grep -q '^L_inf' "$T/out" && grep -q '^L^3 ' "$T/out" && ok "three rows: L^3, L^10, L_inf" || bad "three rows: L^3, L^10, L_inf"
+expect 2 "eval --steps 10,0" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10,0
+grep -q "comma-separated" "$T/err" && ok "bad step list explained" || bad "bad step list explained"
+expect 2 "eval --steps 10,x" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10,x
 expect 0 "data preview" -- "$BFN" data preview --data-dir "$D" --count 9 --out "$T/p.png" --binarize
 expect 0 "help" -- "$BFN" --help
 for c in train sample eval info data; do expect 0 "$c --help" -- "$BFN" $c --help; done

@@ -105,6 +105,45 @@ static void test_eval_same_seed_same_numbers(void)
     bfn_net_destroy(net);
 }
 
+/* Several step counts in one run: each row equals its own run to the bit,
+ * L^r is shared, and per-image values land in their row. */
+static void test_eval_rows_equal_separate_runs(void)
+{
+    bfn_net *net = uniform_net(7);
+    float *p = bfn_net_params(net);
+    bfn_rng r;
+    bfn_rng_init(&r, 4, 3);
+    for (size_t i = 0; i < bfn_net_param_count(net); i++)
+        p[i] += 0.05f * (float)bfn_rng_normal(&r);
+    const int steps[3] = {10, 0, 3};
+    bfn_eval_config ec = {.beta1 = 3.0, .repeats = 3, .count = 20, .n_mc = 2, .seed = 5};
+    bfn_eval_result rows[3], one;
+    double per[3 * 20], per1[20];
+    bfn_err err;
+    CHECK(bfn_eval_run_rows(net, &ec, steps, 3, random_image, NULL, NULL, NULL, rows, per, &err) ==
+              BFN_OK,
+          "three rows: %s", err.msg);
+    for (int k = 0; k < 3; k++) {
+        ec.n_steps = steps[k];
+        bfn_eval_run(net, &ec, random_image, NULL, NULL, NULL, &one, per1, &err);
+        CHECK(rows[k].ln == one.ln && rows[k].ln_se == one.ln_se && rows[k].total == one.total &&
+                  rows[k].total_se == one.total_se && rows[k].lr == one.lr,
+              "n = %d: row %.17g ± %.17g (L^r %.17g), alone %.17g ± %.17g (L^r %.17g)", steps[k],
+              rows[k].ln, rows[k].ln_se, rows[k].lr, one.ln, one.ln_se, one.lr);
+        CHECK(memcmp(per + 20 * k, per1, sizeof per1) == 0, "n = %d: per-image values", steps[k]);
+    }
+    CHECK(rows[0].ln != rows[1].ln && rows[1].ln != rows[2].ln, "rows differ: %.6f %.6f %.6f",
+          rows[0].ln, rows[1].ln, rows[2].ln);
+    int bad[2] = {10, -1};
+    CHECK(bfn_eval_run_rows(net, &ec, bad, 2, random_image, NULL, NULL, NULL, rows, NULL, &err) ==
+              BFN_ERR_ARG,
+          "a negative step count is refused");
+    CHECK(bfn_eval_run_rows(net, &ec, steps, 0, random_image, NULL, NULL, NULL, rows, NULL, &err) ==
+              BFN_ERR_ARG,
+          "no rows refused");
+    bfn_net_destroy(net);
+}
+
 static void test_eval_rejects_bad_config(void)
 {
     bfn_net *net = uniform_net(2);
@@ -123,6 +162,7 @@ int main(void)
 {
     RUN(test_eval_uniform_output_matches_closed_forms);
     RUN(test_eval_same_seed_same_numbers);
+    RUN(test_eval_rows_equal_separate_runs);
     RUN(test_eval_rejects_bad_config);
     return check_finish();
 }

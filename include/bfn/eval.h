@@ -40,4 +40,14 @@ bfn_status bfn_eval_run(bfn_net *net, const bfn_eval_config *cfg, bfn_eval_image
                         void *image_user, bfn_eval_progress_fn progress, void *progress_user,
                         bfn_eval_result *res, double *per_image, bfn_err *err);
 
+/* The bound for several step counts at once (steps[k] >= 0, 0 for L∞;
+ * cfg->n_steps unused): res[k] and per_image[k · count + i] (optional)
+ * for row k. Each image's L^r is computed once and shared by the rows, and
+ * every row gives exactly what bfn_eval_run with that n gives. */
+#define BFN_EVAL_MAX_ROWS 16
+bfn_status bfn_eval_run_rows(bfn_net *net, const bfn_eval_config *cfg, const int *steps, int rows,
+                             bfn_eval_image_fn get_image, void *image_user,
+                             bfn_eval_progress_fn progress, void *progress_user,
+                             bfn_eval_result *res, double *per_image, bfn_err *err);
+
 #endif

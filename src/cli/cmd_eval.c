@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "bfn/data.h"
@@ -52,17 +53,51 @@ static int on_progress(void *user, int64_t done, int64_t total)
     return 0;
 }
 
+/* "10,25,inf" → steps {10, 25, 0}; 0 rows and a message on bad input. */
+static int parse_steps(const char *list, int *steps, int max)
+{
+    int rows = 0;
+    const char *p = list;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char tok[32];
+        if (len == 0 || len >= sizeof tok || rows == max)
+            goto bad;
+        memcpy(tok, p, len);
+        tok[len] = 0;
+        if (!strcmp(tok, "inf")) {
+            steps[rows++] = 0;
+        } else {
+            char *end;
+            long v = strtol(tok, &end, 10);
+            if (*end || v < 1 || v > 1000000)
+                goto bad;
+            steps[rows++] = (int)v;
+        }
+        if (!p[len])
+            return rows;
+        p += len + 1;
+    }
+bad:
+    fprintf(stderr,
+            "bfn eval: --steps '%s': want up to %d comma-separated step counts, each 1..1000000 "
+            "or inf (e.g. 10,25,100,inf)\n",
+            list, max);
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     const char *model = BFN_DEFAULT_MODEL, *data = NULL, *data_dir = NULL, *split = "test";
-    int n = 100, continuous = 0, repeats = 1, n_mc = 2, batch = 64, threads = 0;
+    const char *steps_arg = "100";
+    int continuous = 0, repeats = 1, n_mc = 2, batch = 64, threads = 0;
     int64_t limit = 0;
     double beta1 = 0;
     uint64_t seed = 1;
     arg_spec specs[] = {
         {"model", ARG_STR, &model, "PATH", "model file (default " BFN_DEFAULT_MODEL ")", 1, 0, 0},
-        {"steps", ARG_INT, &n, "N", "discrete-time steps n for L^n (default 100)", 1, 1000000, 0},
-        {"continuous", ARG_FLAG, &continuous, NULL, "continuous-time loss L_inf instead of L^n", 0, 0, 0},
+        {"steps", ARG_STR, &steps_arg, "N[,N...]", "discrete-time steps n for L^n (default 100); a list such as 10,25,100,inf gives one row each, sharing L^r", 1, 0, 0},
+        {"continuous", ARG_FLAG, &continuous, NULL, "continuous-time loss L_inf (alone, or as one more row after --steps)", 0, 0, 0},
         {"repeats", ARG_INT, &repeats, "R", "draws per image, each re-binarized (default 1)", 1, 100000, 0},
         {"limit", ARG_I64, &limit, "N", "evaluate only the first N images (default all)", 1, 1e9, 0},
         {"mc", ARG_INT, &n_mc, "M", "Monte Carlo draws per pixel for each KL, in antithetic pairs (default 2)", 1, 100000, 0},
@@ -80,6 +115,14 @@ int cmd_eval(int argc, char **argv)
                        argc, argv, 2, specs, (int)(sizeof specs / sizeof specs[0]));
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
+    int steps[BFN_EVAL_MAX_ROWS], rows = 0;
+    if (!continuous || specs[1].seen) { /* --steps */
+        rows = parse_steps(steps_arg, steps, BFN_EVAL_MAX_ROWS - (continuous != 0));
+        if (!rows)
+            return EXIT_USAGE;
+    }
+    if (continuous)
+        steps[rows++] = 0;
     cli_set_threads(threads);
     bfn_err err = {0};
     bfn_net *net = NULL;
@@ -117,28 +160,33 @@ int cmd_eval(int argc, char **argv)
         count = limit;
     image_ctx ic = {.src = src, .D = meta.config.H * meta.config.W, .seed = seed};
     ic.v = malloc((size_t)ic.D);
-    bfn_eval_config ec = {.n_steps = continuous ? 0 : n, .beta1 = beta1, .repeats = repeats,
+    bfn_eval_config ec = {.n_steps = steps[0], .beta1 = beta1, .repeats = repeats,
                           .count = count, .n_mc = n_mc, .seed = seed};
-    bfn_eval_result res;
+    bfn_eval_result res[BFN_EVAL_MAX_ROWS];
     prog pg = {.t0 = cli_now(), .tty = isatty(2)};
-    st = ic.v ? bfn_eval_run(net, &ec, get_image, &ic, on_progress, &pg, &res, NULL, &err)
+    st = ic.v ? bfn_eval_run_rows(net, &ec, steps, rows, get_image, &ic, on_progress, &pg, res,
+                                  NULL, &err)
               : BFN_ERR_NOMEM;
     int code = EXIT_OK;
     if (st != BFN_OK) {
         code = cli_fail("eval", st, &err);
     } else {
-        char lname[16];
-        if (continuous)
-            snprintf(lname, sizeof lname, "L_inf");
-        else
-            snprintf(lname, sizeof lname, "L^%d", n);
         printf("model %s, %s %s: %lld images x %d repeats, beta1 %g, seed %llu, %.1f s\n", model,
-               data, split, (long long)res.images, res.repeats, beta1, (unsigned long long)seed,
-               cli_now() - pg.t0);
-        printf("%-8s %10.3f +- %.3f nats/image\n", lname, res.ln, res.ln_se);
-        printf("%-8s %10.3f +- %.3f nats/image\n", "L^r", res.lr, res.lr_se);
-        printf("%-8s %10.3f +- %.3f nats/image  (%.4f bits/pixel)\n", "total", res.total,
-               res.total_se, res.total / (ic.D * log(2.0)));
+               data, split, (long long)res[0].images, res[0].repeats, beta1,
+               (unsigned long long)seed, cli_now() - pg.t0);
+        for (int k = 0; k < rows; k++) {
+            char lname[16];
+            if (steps[k] == 0)
+                snprintf(lname, sizeof lname, "L_inf");
+            else
+                snprintf(lname, sizeof lname, "L^%d", steps[k]);
+            if (rows > 1) /* one block per row, L^r the same in each */
+                printf("%s", k ? "\n" : "");
+            printf("%-8s %10.3f +- %.3f nats/image\n", lname, res[k].ln, res[k].ln_se);
+            printf("%-8s %10.3f +- %.3f nats/image\n", "L^r", res[k].lr, res[k].lr_se);
+            printf("%-8s %10.3f +- %.3f nats/image  (%.4f bits/pixel)\n", "total", res[k].total,
+                   res[k].total_se, res[k].total / (ic.D * log(2.0)));
+        }
     }
     free(ic.v);
     bfn_source_destroy(src);
