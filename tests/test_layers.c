@@ -877,6 +877,9 @@ static const bfn_conv2d_shape direct_cases[] = {
     {.cin = 5, .h = 7, .w = 7, .cout = 3, .k = 3, .stride = 1, .pad = 1},
     {.cin = 6, .h = 14, .w = 14, .cout = 5, .k = 3, .stride = 2, .pad = 1},
     {.cin = 9, .h = 5, .w = 6, .cout = 13, .k = 1, .stride = 1, .pad = 0},
+    /* the channel-vector kernel's shapes: 64 and 128 channels at 7×7, 5×6 */
+    {.cin = 12, .h = 7, .w = 7, .cout = 128, .k = 3, .stride = 1, .pad = 1},
+    {.cin = 3, .h = 5, .w = 6, .cout = 64, .k = 3, .stride = 1, .pad = 1},
 };
 #define N_DIRECT ((int)(sizeof direct_cases / sizeof direct_cases[0]))
 
@@ -886,7 +889,7 @@ static void test_direct_conv_kernels_match_definition_and_any_split(void)
 {
     bfn_rng r;
     bfn_rng_init(&r, 31, 0);
-    int best = bfn_convk_isa(), runs = 0;
+    int best = bfn_convk_isa(), runs = 0, cv_runs = 0;
     for (int isa = BFN_CONVK_AVX2; isa <= best; isa++) {
         for (int c = 0; c < N_DIRECT; c++) {
             const bfn_conv2d_shape *s = &direct_cases[c];
@@ -920,14 +923,36 @@ static void test_direct_conv_kernels_match_definition_and_any_split(void)
                 worst = fmax(worst, fabs(split[i] - (ref[i] - bias[i / n1] + add[i])));
             CHECK_NEAR(0.0, worst, 2e-6 * s->cin * s->k * s->k,
                        "isa %d case %d: in-place add, no bias", isa, c);
+            if (isa == BFN_CONVK_AVX512 && bfn_convk_cv_supported(s)) {
+                /* the channel-vector kernel: the same bits, whole or split, with
+                 * the addend in place */
+                float *wt = fvec(nw);
+                bfn_convk_cv_transpose(wt, w, s);
+                memset(split, 0, sizeof(float) * nout);
+                for (int i = 0; i + 1 < 5; i++)
+                    if (cuts[i + 1] < cuts[i] && cuts[i + 1] >= 0)
+                        bfn_convk_forward_cv(split, in, wt, bias, add, ws, s, cuts[i + 1],
+                                             cuts[i]);
+                CHECK(memcmp(whole, split, sizeof(float) * nout) == 0,
+                      "case %d: channel-vector kernel, split ranges, same bits as the direct one",
+                      c);
+                memcpy(split, add, sizeof(float) * nout);
+                bfn_convk_forward_cv(split, in, wt, bias, split, ws, s, 0, n1);
+                CHECK(memcmp(whole, split, sizeof(float) * nout) == 0,
+                      "case %d: channel-vector kernel, addend in place", c);
+                cv_runs++;
+                free(wt);
+            }
             runs++;
             free(in), free(w), free(bias), free(add), free(whole), free(split), free(ws);
             free(ref);
         }
     }
-    printf("  kernel sets on this CPU: %s, %d shape runs\n",
+    printf("  kernel sets on this CPU: %s, %d shape runs (%d channel-vector)\n",
            best == BFN_CONVK_AVX512 ? "AVX2, AVX-512" : best == BFN_CONVK_AVX2 ? "AVX2" : "none",
-           runs);
+           runs, cv_runs);
+    CHECK(cv_runs >= (best == BFN_CONVK_AVX512 ? 3 : 0), "%d shapes through the channel-vector kernel",
+          cv_runs);
 }
 
 static void test_direct_weight_grad_matches_gemm(void)

@@ -248,8 +248,9 @@ static void test_net_inference_is_deterministic_and_batch_independent(void)
  * shapes of the default model (every kernel path). */
 static void test_net_bits_independent_of_threads_and_batch(void)
 {
+    /* 64 channels at 14×14 and 7×7: a batch of 5 runs those convs on the
+     * channel-vector kernels, one image alone on the position-vector ones */
     bfn_net_config cfg = bfn_net_config_default(2, 28, 28);
-    cfg.base_ch = 16;
     cfg.n_res = 1;
     int B = 5, hw = 28 * 28;
     bfn_net *net = make_net(&cfg, B);

@@ -484,6 +484,113 @@ void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
     }
 }
 
+/* ---- channel-vector kernel for small images ----
+ *
+ * At 14×14 and below the padded grid wastes vector lanes (a 7-wide row sits
+ * in an 8-wide grid row; 55 grid positions fill 4 vectors for 49 outputs).
+ * Here the vectors hold 16 output channels instead: a tile of 6 positions
+ * × 64 channels (24 zmm accumulators) broadcasts the input value of each
+ * position and loads 64 weights of tap k from wᵀ (K, cout). Each output is
+ * still bias + Σ_k in order k = 0..K−1 (one fused multiply-add chain, then
+ * the addend), so it has the same bits as the position-vector kernel. */
+
+int bfn_convk_cv_supported(const bfn_conv2d_shape *s)
+{
+    return convk_isa() == ISA_AVX512 && is_same(s) && s->cout % 64 == 0 &&
+           s->h * s->w <= CV_MAX_POSITIONS;
+}
+
+void bfn_convk_cv_transpose(float *wt, const float *w, const bfn_conv2d_shape *s)
+{
+    size_t K = (size_t)s->cin * s->k * s->k;
+    for (int c = 0; c < s->cout; c++)
+        for (size_t k = 0; k < K; k++)
+            wt[k * s->cout + c] = w[c * K + k];
+}
+
+#if CONVK_X86
+#define CV_DECL(i)                                                                               \
+    __m512 c##i##0 = _mm512_loadu_ps(bias), c##i##1 = _mm512_loadu_ps(bias + 16),              \
+           c##i##2 = _mm512_loadu_ps(bias + 32), c##i##3 = _mm512_loadu_ps(bias + 48);          \
+    const float *q##i = pos[i < np ? i : 0];
+#define CV_FMA(i)                                                                                \
+    {                                                                                            \
+        __m512 x = _mm512_set1_ps(q##i[o]);                                                      \
+        c##i##0 = _mm512_fmadd_ps(x, w0, c##i##0);                                               \
+        c##i##1 = _mm512_fmadd_ps(x, w1, c##i##1);                                               \
+        c##i##2 = _mm512_fmadd_ps(x, w2, c##i##2);                                               \
+        c##i##3 = _mm512_fmadd_ps(x, w3, c##i##3);                                               \
+    }
+#define CV_ST1(i, v)                                                                             \
+    {                                                                                            \
+        float *o = out + (size_t)16 * v * ldc + p0 + i;                                          \
+        __m512 r = c##i##v;                                                                      \
+        if (add)                                                                                 \
+            r = _mm512_add_ps(_mm512_i32gather_ps(idx, add + (o - out), 4), r);                  \
+        _mm512_i32scatter_ps(o, idx, r, 4);                                                      \
+    }
+#define CV_ST(i)                                                                                 \
+    if (i < np) {                                                                                \
+        CV_ST1(i, 0) CV_ST1(i, 1) CV_ST1(i, 2) CV_ST1(i, 3)                                      \
+    }
+#define CV6(F) F(0) F(1) F(2) F(3) F(4) F(5)
+
+/* Outputs p0 .. p0 + np − 1 (np <= 6) of 64 channels: pos[i] is the grid
+ * position of output p0 + i, wt the 64 channels' column of wᵀ (row
+ * stride ldw), out and add the 64 channels' rows (stride ldc). */
+static T512 void cv_tile(int K, const float *const *pos, int np, const int *boff,
+                         const float *wt, size_t ldw, const float *bias, float *out,
+                         const float *add, size_t ldc, int p0)
+{
+    CV6(CV_DECL)
+    for (int k = 0; k < K; k++) {
+        const float *w = wt + (size_t)k * ldw;
+        int o = boff[k];
+        __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
+        __m512 w2 = _mm512_loadu_ps(w + 32), w3 = _mm512_loadu_ps(w + 48);
+        CV6(CV_FMA)
+    }
+    __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)ldc));
+    CV6(CV_ST)
+}
+
+void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const float *bias,
+                          const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
+{
+    int wo = bfn_conv2d_out_w(s), n1 = bfn_conv2d_out_h(s) * wo;
+    int K = s->cin * s->k * s->k, ks = s->k, pad = s->pad, wp = wo + pad;
+    int *boff = (int *)ws;
+    float *data = ws + K;
+    data += (16 - ((uintptr_t)data / sizeof(float)) % 16) % 16;
+    float zero[64] = {0};
+    if (p1 <= p0)
+        return;
+    int r0 = p0 / wo, r1 = (p1 + wo - 1) / wo;
+    size_t plane = pad_rows(ISA_AVX512, data, in, s, r0 - pad, r1 - r0 + 2 * pad);
+    for (int ci = 0, k = 0; ci < s->cin; ci++)
+        for (int ky = 0; ky < ks; ky++)
+            for (int kx = 0; kx < ks; kx++)
+                boff[k++] = (int)(ci * plane + (size_t)ky * wp + kx);
+    for (int q = p0; q < p1; q += 6) {
+        const float *pos[6];
+        int np = p1 - q < 6 ? p1 - q : 6;
+        for (int i = 0; i < np; i++)
+            pos[i] = data + (size_t)((q + i) / wo - r0) * wp + (q + i) % wo;
+        for (int c0 = 0; c0 < s->cout; c0 += 64)
+            cv_tile(K, pos, np, boff, wt + c0, (size_t)s->cout, bias ? bias + c0 : zero,
+                    out + (size_t)c0 * n1, add ? add + (size_t)c0 * n1 : NULL, (size_t)n1, q);
+    }
+}
+#else
+void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const float *bias,
+                          const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
+{
+    (void)out, (void)in, (void)wt, (void)bias, (void)add, (void)ws, (void)s, (void)p0, (void)p1;
+}
+#endif
+
 /* ---- weight gradient: dw (cout, K) += dout (cout, P) · colᵀ ----
  *
  * The reduction runs over positions, so the vectors hold output channels:

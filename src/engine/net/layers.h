@@ -100,6 +100,15 @@ size_t bfn_convk_workspace(const bfn_conv2d_shape *s);
  * bias and add may be NULL, add may equal out. */
 void bfn_convk_forward(float *out, const float *in, const float *w, const float *bias,
                        const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1);
+/* The channel-vector kernel (AVX-512, stride-1 "same" shapes, cout a
+ * multiple of 64, at most CV_MAX_POSITIONS outputs): the forward from wᵀ
+ * (cin·k·k, cout) (bfn_convk_cv_transpose), the same bits as
+ * bfn_convk_forward, faster on small images. Same workspace. */
+#define CV_MAX_POSITIONS 256
+int bfn_convk_cv_supported(const bfn_conv2d_shape *s);
+void bfn_convk_cv_transpose(float *wt, const float *w, const bfn_conv2d_shape *s);
+void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const float *bias,
+                          const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1);
 /* The kernel sets: this CPU's best (bfn_convk_isa), and the forward with a
  * given one (tests run the AVX2 set on AVX-512 machines too). */
 enum { BFN_CONVK_NONE, BFN_CONVK_AVX2, BFN_CONVK_AVX512 };

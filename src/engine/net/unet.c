@@ -83,6 +83,8 @@ typedef struct {
     size_t wt;   /* offset of the flipped kernel in net->wt (transposable convs) */
     int dwt_on;  /* 1: backward sums dW transposed, at dwt in each shard's dwᵀ array */
     size_t dwt;
+    int cv_on;   /* 1: batched forwards use the channel-vector kernel, wᵀ at wcv in net->wcv */
+    size_t wcv;
 } conv_rec;
 
 typedef struct {
@@ -162,6 +164,8 @@ struct bfn_net {
 
     size_t n_wt;
     float *wt;      /* flipped kernels of the transposable convs, for backward */
+    size_t n_wcv;
+    float *wcv;     /* wᵀ of the channel-vector convs, for batched forwards */
     float *gpart;   /* gradient arrays of shards 1.. (lazily allocated) */
     int n_gpart;
     size_t n_dwt;
@@ -293,6 +297,8 @@ static conv_rec make_conv(bfn_net *n, int cin, int h, int w, int cout, int k, in
     c.dwt_on = bfn_convk_dw_supported(&c.s);
     c.dwt = c.dwt_on ? take(&n->n_dwt, (size_t)cout * cin * k * k) : 0;
     c.wt = take(&n->n_wt, bfn_conv2d_flipped_size(&c.s));
+    c.cv_on = bfn_convk_cv_supported(&c.s);
+    c.wcv = c.cv_on ? take(&n->n_wcv, (size_t)cout * cin * k * k) : 0;
     n->flops += (double)cout * cin * k * k * bfn_conv2d_out_h(&c.s) * bfn_conv2d_out_w(&c.s);
     return c;
 }
@@ -593,11 +599,12 @@ bfn_status bfn_net_create(bfn_net **out, const bfn_net_config *cfg, int max_batc
         n->dact = calloc(n->n_dact, sizeof(float));
         n->masks = calloc(n->n_mask ? n->n_mask : 1, 1);
         n->wt = calloc(n->n_wt ? n->n_wt : 1, sizeof(float));
+        n->wcv = calloc(n->n_wcv ? n->n_wcv : 1, sizeof(float));
         n->temb_ws = calloc(bfn_temb_workspace(max_batch, cfg->temb_dim), sizeof(float));
         n->pool = bfn_pool_create();
     }
     if (n->build_failed || !n->params || !n->grads || !n->act || !n->dact || !n->masks ||
-        !n->wt || !n->temb_ws || !n->pool || ensure_scratch(n, 1) < 1) {
+        !n->wt || !n->wcv || !n->temb_ws || !n->pool || ensure_scratch(n, 1) < 1) {
         double mb = (2.0 * n->n_params + n->n_act + n->n_dact + n->n_wt + n->n_scratch) * 4 / 1e6;
         bfn_net_destroy(n);
         return bfn_err_set(err, BFN_ERR_NOMEM,
@@ -633,6 +640,7 @@ void bfn_net_destroy(bfn_net *n)
     free(n->dact);
     free(n->masks);
     free(n->wt);
+    free(n->wcv);
     free(n->temb_ws);
     free(n->gpart);
     free(n->dwt);
@@ -825,8 +833,24 @@ typedef struct {
     int B, training;
     bfn_rng drop; /* dropout streams: fork(fork(drop, op), image) */
     int shared;   /* 1: all threads work on each image together */
+    int cv;       /* 1: channel-vector kernels where a conv has them (wcv is fresh) */
     atomic_int next;
 } fwd_job;
+
+/* Batches from this size use the channel-vector kernels: their weights are
+ * transposed at the start of each call, which a few images repay. */
+#define CV_MIN_BATCH 4
+
+/* Columns [p0, p1) of conv c: out (+)= conv(in) + bias (+ add), on the
+ * kernel this call uses (either gives the same bits). */
+static void conv_fwd(const fwd_job *j, const conv_rec *c, float *out, const float *in,
+                     const float *bias, const float *add, float *ws, int p0, int p1)
+{
+    if (j->cv && c->cv_on)
+        bfn_convk_forward_cv(out, in, j->n->wcv + c->wcv, bias, add, ws, &c->s, p0, p1);
+    else
+        bfn_conv2d_forward_range(out, in, j->n->params + c->w, bias, add, ws, &c->s, p0, p1);
+}
 
 #define BLOCKS 8 /* channel blocks of a copy stage */
 
@@ -870,8 +894,7 @@ static void res_forward_image(fwd_job *j, const op *o, int op_index, team *tm, c
 
     while ((q = team_claim(tm, npc)) >= 0) {
         team_conv_piece(tm, &r->conv1.s, q, &p0, &p1);
-        bfn_conv2d_forward_range(h1, sh->s1, PAR(n, r->conv1.w), own->sp, NULL,
-                                 col_part(n, sh, q), &r->conv1.s, p0, p1);
+        conv_fwd(j, &r->conv1, h1, sh->s1, own->sp, NULL, col_part(n, sh, q), p0, p1);
         team_done(tm);
     }
     team_end(tm, npc);
@@ -900,8 +923,7 @@ static void res_forward_image(fwd_job *j, const op *o, int op_index, team *tm, c
                                      col_part(n, sh, q), &r->skip.s, p0, p1);
             add = out;
         }
-        bfn_conv2d_forward_range(out, sh->s1, PAR(n, r->conv2.w), PAR(n, r->conv2.b), add,
-                                 col_part(n, sh, q), &r->conv2.s, p0, p1);
+        conv_fwd(j, &r->conv2, out, sh->s1, PAR(n, r->conv2.b), add, col_part(n, sh, q), p0, p1);
         team_done(tm);
     }
     team_end(tm, npc);
@@ -930,8 +952,7 @@ static void op_forward_image(fwd_job *j, int i, team *tm, const scratch *sh, con
         np = team_conv_pieces(tm, &c->s);
         while ((q = team_claim(tm, np)) >= 0) {
             team_conv_piece(tm, &c->s, q, &lo, &hi);
-            bfn_conv2d_forward_range(out, in, PAR(n, c->w), PAR(n, c->b), NULL,
-                                     col_part(n, sh, q), &c->s, lo, hi);
+            conv_fwd(j, c, out, in, PAR(n, c->b), NULL, col_part(n, sh, q), lo, hi);
             team_done(tm);
         }
         break;
@@ -1051,6 +1072,18 @@ static void forward_worker(void *arg, int tid, int nthreads)
         forward_image(j, &tm, &own, &own, b);
 }
 
+/* wᵀ of the channel-vector convs from the current weights, convs split
+ * between threads. */
+static void cv_worker(void *arg, int tid, int nthreads)
+{
+    bfn_net *n = arg;
+    for (int i = tid; i < n->n_convs; i += nthreads) {
+        const conv_rec *c = n->convs[i];
+        if (c->cv_on)
+            bfn_convk_cv_transpose(n->wcv + c->wcv, PAR(n, c->w), &c->s);
+    }
+}
+
 /* Threads for this call (the net's own setting, else the process-wide
  * one), with BLAS single-threaded until end_parallel: the net splits the
  * work itself. */
@@ -1126,6 +1159,9 @@ bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, in
         for (size_t i = 0; j.shared && i < need; i++)
             atomic_init(&n->team_ctr[i], 0);
     }
+    j.cv = B >= CV_MIN_BATCH && n->n_wcv > 0;
+    if (j.cv)
+        bfn_pool_run(n->pool, T, cv_worker, n);
     bfn_pool_run(n->pool, j.shared ? T : (B < T ? B : T), forward_worker, &j);
     end_parallel();
     bfn_fp_restore(fp);
