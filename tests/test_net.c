@@ -116,10 +116,10 @@ static double check_one(net_ctx *c, float *v, float g, const char *what, size_t 
     return fabs(num - g) / (3e-2 * fmax(fabs(num), floor));
 }
 
-static void net_gradcheck(const bfn_net_config *cfgp, int per_tensor)
+static void net_gradcheck(const bfn_net_config *cfgp, int per_tensor, int B)
 {
     bfn_net_config cfg = *cfgp;
-    int K = cfg.K, B = 2, in_ch = bfn_net_in_channels(K), out_ch = bfn_net_out_channels(K);
+    int K = cfg.K, in_ch = bfn_net_in_channels(K), out_ch = bfn_net_out_channels(K);
     int hw = cfg.H * cfg.W;
     bfn_net *net = make_net(&cfg, B);
     randomize_params(net, 100 + K);
@@ -181,18 +181,18 @@ static void net_gradcheck(const bfn_net_config *cfgp, int per_tensor)
 static void test_net_gradients_match_finite_differences_K2(void)
 {
     bfn_net_config c = fixture_tiny_config(2, 0.2f);
-    net_gradcheck(&c, 2);
+    net_gradcheck(&c, 2, 2);
 }
 
 static void test_net_gradients_match_finite_differences_K3(void)
 {
     bfn_net_config c = fixture_tiny_config(3, 0.2f);
-    net_gradcheck(&c, 2);
+    net_gradcheck(&c, 2, 2);
 }
 
 /* Corners of the config space: no residual blocks on the way down, no
- * attention, narrowing widths, non-square images, one group; and a single
- * level with attention at full resolution. */
+ * attention, narrowing widths, non-square images, one group; a single
+ * level with attention at full resolution; and 64 channels on small images. */
 static void test_net_gradients_for_unusual_configs(void)
 {
     bfn_net_config a = fixture_tiny_config(4, 0.2f);
@@ -205,13 +205,23 @@ static void test_net_gradients_for_unusual_configs(void)
     a.groups = 1;
     a.temb_dim = 8;
     a.dropout = 0.0f;
-    net_gradcheck(&a, 1);
+    net_gradcheck(&a, 1, 2);
     bfn_net_config b = fixture_tiny_config(2, 0.2f);
     b.H = 4;
     b.W = 6;
     b.n_levels = 1;
     b.n_heads = 4;
-    net_gradcheck(&b, 1);
+    net_gradcheck(&b, 1, 2);
+    /* 64 channels on 6×6 images, a batch of 4: the forward and the input
+     * gradients of the 3×3 convs on the channel-vector kernels */
+    bfn_net_config v = fixture_tiny_config(2, 0.0f);
+    v.H = v.W = 6;
+    v.n_levels = 1;
+    v.base_ch = 64;
+    v.ch_mult[0] = 1;
+    v.n_res = 0;
+    v.attn_lowest = 0;
+    net_gradcheck(&v, 1, 4);
 }
 
 /* ---- behaviour ---- */

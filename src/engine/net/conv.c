@@ -32,7 +32,7 @@ int bfn_conv2d_transposable(const bfn_conv2d_shape *s)
 }
 
 /* The convolution that maps dout to din when bfn_conv2d_transposable(s). */
-static bfn_conv2d_shape transposed(const bfn_conv2d_shape *s)
+bfn_conv2d_shape bfn_conv2d_transposed(const bfn_conv2d_shape *s)
 {
     bfn_conv2d_shape t = {.cin = s->cout, .h = s->h, .w = s->w, .cout = s->cin, .k = s->k,
                           .stride = 1, .pad = s->pad};
@@ -167,7 +167,7 @@ size_t bfn_conv2d_col_size(const bfn_conv2d_shape *s)
     size_t dw = (size_t)s->cin * s->k * s->k * bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
     n = dw > n ? dw : n;
     if (bfn_conv2d_transposable(s)) {
-        bfn_conv2d_shape t = transposed(s);
+        bfn_conv2d_shape t = bfn_conv2d_transposed(s);
         size_t tr = bfn_convk_supported(&t) ? bfn_convk_workspace(&t)
                                             : (size_t)s->cout * s->k * s->k * s->h * s->w;
         n = tr > n ? tr : n;
@@ -274,7 +274,7 @@ void bfn_conv2d_backward_image(float *din, int din_accumulate, float *dw, float 
     if (!din)
         return;
     if (wt && bfn_conv2d_transposable(s)) {
-        bfn_conv2d_shape t = transposed(s);
+        bfn_conv2d_shape t = bfn_conv2d_transposed(s);
         int kt = s->cout * s->k * s->k;
         if (bfn_convk_supported(&t)) {
             bfn_convk_forward(din, dout, wt, NULL, din_accumulate ? din : NULL, col, &t, 0, hw);

@@ -62,6 +62,8 @@ void bfn_conv2d_backward(float *din, float *dw, float *dbias, const float *dout,
 
 /* 1 when din is itself a convolution of dout (stride 1, pad = (k − 1)/2, k > 1). */
 int bfn_conv2d_transposable(const bfn_conv2d_shape *s);
+/* That convolution: cin and cout swapped, same image, kernel and padding. */
+bfn_conv2d_shape bfn_conv2d_transposed(const bfn_conv2d_shape *s);
 /* Floats of workspace one forward piece needs; piece q of an image may use
  * the block at q * bfn_conv2d_piece_ws(s). */
 size_t bfn_conv2d_piece_ws(const bfn_conv2d_shape *s);

@@ -85,6 +85,8 @@ typedef struct {
     size_t dwt;
     int cv_on;   /* 1: batched forwards use the channel-vector kernel, wᵀ at wcv in net->wcv */
     size_t wcv;
+    int cvt_on;  /* 1: the backward's din too (the flipped kernel's transpose at wcvt) */
+    size_t wcvt;
 } conv_rec;
 
 typedef struct {
@@ -299,6 +301,9 @@ static conv_rec make_conv(bfn_net *n, int cin, int h, int w, int cout, int k, in
     c.wt = take(&n->n_wt, bfn_conv2d_flipped_size(&c.s));
     c.cv_on = bfn_convk_cv_supported(&c.s);
     c.wcv = c.cv_on ? take(&n->n_wcv, (size_t)cout * cin * k * k) : 0;
+    bfn_conv2d_shape t = bfn_conv2d_transposed(&c.s);
+    c.cvt_on = bfn_conv2d_transposable(&c.s) && bfn_convk_cv_supported(&t);
+    c.wcvt = c.cvt_on ? take(&n->n_wcv, (size_t)cout * cin * k * k) : 0;
     n->flops += (double)cout * cin * k * k * bfn_conv2d_out_h(&c.s) * bfn_conv2d_out_w(&c.s);
     return c;
 }
@@ -1195,6 +1200,13 @@ static void conv_backward(bfn_net *n, const conv_rec *c, const shard_grads *sg, 
         bfn_convk_weight_grad(sg->dwt + c->dwt, 1, dout, in, col, &c->s);
         dw = NULL;
     }
+    if (din && c->cvt_on) { /* din on the channel-vector kernel: the same bits */
+        bfn_conv2d_backward_image(NULL, 0, dw, dbias, dout, in, PAR(n, c->w), NULL, col, &c->s);
+        bfn_conv2d_shape t = bfn_conv2d_transposed(&c->s);
+        bfn_convk_forward_cv(din, dout, n->wcv + c->wcvt, NULL, din_accumulate ? din : NULL, col,
+                             &t, 0, c->s.h * c->s.w);
+        return;
+    }
     bfn_conv2d_backward_image(din, din_accumulate, dw, dbias, dout, in, PAR(n, c->w),
                               bfn_conv2d_transposable(&c->s) ? n->wt + c->wt : NULL, col, &c->s);
 }
@@ -1405,8 +1417,13 @@ static void flip_worker(void *arg, int tid, int nthreads)
     bfn_net *n = arg;
     for (int i = tid; i < n->n_convs; i += nthreads) {
         const conv_rec *c = n->convs[i];
-        if (bfn_conv2d_transposable(&c->s))
+        if (c->cvt_on) { /* the flipped kernel as the din conv's wᵀ */
+            bfn_conv2d_shape t = bfn_conv2d_transposed(&c->s);
             bfn_conv2d_flip_weights(n->wt + c->wt, PAR(n, c->w), &c->s);
+            bfn_convk_cv_transpose(n->wcv + c->wcvt, n->wt + c->wt, &t);
+        } else if (bfn_conv2d_transposable(&c->s)) {
+            bfn_conv2d_flip_weights(n->wt + c->wt, PAR(n, c->w), &c->s);
+        }
     }
 }
 
