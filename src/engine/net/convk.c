@@ -502,10 +502,15 @@ int bfn_convk_cv_supported(const bfn_conv2d_shape *s)
 
 void bfn_convk_cv_transpose(float *wt, const float *w, const bfn_conv2d_shape *s)
 {
-    size_t K = (size_t)s->cin * s->k * s->k;
-    for (int c = 0; c < s->cout; c++)
-        for (size_t k = 0; k < K; k++)
-            wt[k * s->cout + c] = w[c * K + k];
+    size_t K = (size_t)s->cin * s->k * s->k, C = (size_t)s->cout;
+    /* 16 × 16 blocks, which stay in the first-level cache */
+    for (size_t c0 = 0; c0 < C; c0 += 16)
+        for (size_t k0 = 0; k0 < K; k0 += 16) {
+            size_t c1 = c0 + 16 < C ? c0 + 16 : C, k1 = k0 + 16 < K ? k0 + 16 : K;
+            for (size_t k = k0; k < k1; k++)
+                for (size_t c = c0; c < c1; c++)
+                    wt[k * C + c] = w[c * K + k];
+        }
 }
 
 #if CONVK_X86
