@@ -401,8 +401,8 @@ static const bfn_vec_kernels kernels_avx2 = {
     sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx2,
 };
 
-/* ---- AVX-512: the exp-bound kernels and the GroupNorm statistics 16
- * wide, the rest as AVX2 ---- */
+/* ---- AVX-512: the exp-bound kernels, the softmax's exponentials and the
+ * GroupNorm statistics 16 wide, the rest as AVX2 ---- */
 
 #define T512 __attribute__((target("avx512f")))
 
@@ -507,6 +507,26 @@ static T512 void silu_grad_sums_avx512(float *d, const float *x, size_t n, float
     *sdx += _mm512_reduce_add_pd(_mm512_add_pd(t0, t1));
 }
 
+/* exp256's values 16 wide; the sum in double as the AVX2 version */
+static T512 double exp_shift_avx512(float *y, const float *x, size_t n, float shift)
+{
+    __m512 s = _mm512_set1_ps(shift);
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+        _mm512_storeu_ps(y + i, v);
+        acc_pd512(&a0, &a1, v);
+    }
+    if (i < n) { /* masked lanes are zeroed before the sum */
+        __mmask16 k = tail16(n - i);
+        __m512 v = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), s)));
+        _mm512_mask_storeu_ps(y + i, k, v);
+        acc_pd512(&a0, &a1, v);
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+}
+
 /* The GroupNorm statistics: 32 floats a step into four independent
  * double accumulators (the AVX2 versions wait on one or two add chains). */
 static T512 double sum_avx512(const float *x, size_t n)
@@ -551,7 +571,7 @@ static T512 double sumsq_dev_avx512(const float *x, size_t n, double m)
 
 static const bfn_vec_kernels kernels_avx512 = {
     sum_avx512, sumsq_dev_avx512, affine_avx512, add_const_avx2, add_avx2, silu_grad_sums_avx512,
-    sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx2,
+    sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx512,
 };
 #endif
 
