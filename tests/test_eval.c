@@ -78,14 +78,21 @@ static void test_eval_uniform_output_matches_closed_forms(void)
     bfn_net_destroy(net);
 }
 
-static void test_eval_same_seed_same_numbers(void)
+/* uniform_net(7) with its parameters moved by N(0, 0.05²) noise from seed. */
+static bfn_net *perturbed_net(uint64_t seed)
 {
     bfn_net *net = uniform_net(7);
     float *p = bfn_net_params(net);
     bfn_rng r;
-    bfn_rng_init(&r, 3, 3);
+    bfn_rng_init(&r, seed, 3);
     for (size_t i = 0; i < bfn_net_param_count(net); i++)
         p[i] += 0.05f * (float)bfn_rng_normal(&r);
+    return net;
+}
+
+static void test_eval_same_seed_same_numbers(void)
+{
+    bfn_net *net = perturbed_net(3);
     bfn_eval_config ec = {.n_steps = 10, .beta1 = 3.0, .repeats = 2, .count = 30, .n_mc = 2,
                           .seed = 9};
     bfn_eval_result a, b, c;
@@ -109,12 +116,7 @@ static void test_eval_same_seed_same_numbers(void)
  * L^r is shared, and per-image values land in their row. */
 static void test_eval_rows_equal_separate_runs(void)
 {
-    bfn_net *net = uniform_net(7);
-    float *p = bfn_net_params(net);
-    bfn_rng r;
-    bfn_rng_init(&r, 4, 3);
-    for (size_t i = 0; i < bfn_net_param_count(net); i++)
-        p[i] += 0.05f * (float)bfn_rng_normal(&r);
+    bfn_net *net = perturbed_net(4);
     const int steps[3] = {10, 0, 3};
     bfn_eval_config ec = {.beta1 = 3.0, .repeats = 3, .count = 20, .n_mc = 2, .seed = 5};
     bfn_eval_result rows[3], one;
