@@ -610,7 +610,8 @@ bfn_status bfn_net_create(bfn_net **out, const bfn_net_config *cfg, int max_batc
     }
     if (n->build_failed || !n->params || !n->grads || !n->act || !n->dact || !n->masks ||
         !n->wt || !n->wcv || !n->temb_ws || !n->pool || ensure_scratch(n, 1) < 1) {
-        double mb = (2.0 * n->n_params + n->n_act + n->n_dact + n->n_wt + n->n_scratch) * 4 / 1e6;
+        double mb =
+            (2.0 * n->n_params + n->n_act + n->n_dact + n->n_wt + n->n_wcv + n->n_scratch) * 4 / 1e6;
         bfn_net_destroy(n);
         return bfn_err_set(err, BFN_ERR_NOMEM,
                            "bfn_net_create: cannot allocate %.0f MB for max_batch %d", mb,
