@@ -1027,7 +1027,7 @@ static void test_conv_pieces_are_fixed_and_transposed_backward_matches_col2im(vo
             float *col = fvec(bfn_conv2d_col_size(s)), *dcol = fvec((size_t)s->cin * s->k * s->k * n1);
             memcpy(d2, d1, sizeof(float) * nin);
             bfn_conv2d_flip_weights(wt, w, s);
-            bfn_conv2d_backward_image(d1, 1, NULL, NULL, dout, in, w, wt, col, s);
+            bfn_conv2d_backward_image(d1, 1, NULL, NULL, dout, in, w, wt, NULL, col, s);
             bfn_gemm_naive(1, 0, s->cin * s->k * s->k, n1, s->cout, 1.0f, w, s->cin * s->k * s->k,
                            dout, n1, 0.0f, dcol, n1);
             bfn_col2im(d2, dcol, n1, s);
@@ -1037,7 +1037,7 @@ static void test_conv_pieces_are_fixed_and_transposed_backward_matches_col2im(vo
             CHECK_NEAR(0.0, worst, 2e-6 * s->cout * s->k * s->k,
                        "case %d: din by flipped kernel vs col2im", c);
             /* din_accumulate = 0 overwrites */
-            bfn_conv2d_backward_image(d1, 0, NULL, NULL, dout, in, w, wt, col, s);
+            bfn_conv2d_backward_image(d1, 0, NULL, NULL, dout, in, w, wt, NULL, col, s);
             memset(d2, 0, sizeof(float) * nin);
             bfn_col2im(d2, dcol, n1, s);
             worst = 0.0;

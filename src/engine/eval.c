@@ -48,6 +48,7 @@ bfn_status bfn_eval_run_rows(bfn_net *net, const bfn_eval_config *cfg, const int
     const int R = cfg->repeats, J = rows + 1; /* jobs per (image, repeat): each row, then L^r */
 
     uint8_t *x = malloc((size_t)MB * D);
+    uint8_t *img = malloc((size_t)D); /* the (image, repeat) of the last job, for its other jobs */
     float *z = malloc((size_t)zp * D * sizeof(float));
     float *in = malloc((size_t)MB * ic * D * sizeof(float));
     float *t = malloc((size_t)MB * sizeof(float));
@@ -55,7 +56,7 @@ bfn_status bfn_eval_run_rows(bfn_net *net, const bfn_eval_config *cfg, const int
     float *p = malloc((size_t)oc * D * sizeof(float));
     job *jobs = malloc((size_t)MB * sizeof(job));
     bfn_status st = BFN_OK;
-    if (!x || !z || !in || !t || !logits || !p || !jobs) {
+    if (!x || !img || !z || !in || !t || !logits || !p || !jobs) {
         st = bfn_err_set(err, BFN_ERR_NOMEM, "eval: out of memory");
         goto done;
     }
@@ -70,8 +71,8 @@ bfn_status bfn_eval_run_rows(bfn_net *net, const bfn_eval_config *cfg, const int
     double s_tot[BFN_EVAL_MAX_ROWS] = {0}, s_tot2[BFN_EVAL_MAX_ROWS] = {0};
     double s_lr = 0, s_lr2 = 0;
     double cur_ln[BFN_EVAL_MAX_ROWS] = {0}, cur_lr = 0; /* sums for the image being accumulated */
-    int64_t cur_img = 0;
-    int cur_done = 0;
+    int64_t cur_img = 0, img_index = -1;
+    int cur_done = 0, img_repeat = -1;
     int64_t j = 0;
     while (j < total_jobs) {
         int nb = 0;
@@ -83,9 +84,14 @@ bfn_status bfn_eval_run_rows(bfn_net *net, const bfn_eval_config *cfg, const int
             int is_rec = jb->row == rows, n = is_rec ? 0 : steps[jb->row];
             bfn_rng ri = bfn_rng_fork(&base, (uint64_t)jb->index);
             bfn_rng rr = bfn_rng_fork(&ri, (uint64_t)jb->repeat + 1);
-            st = get_image(image_user, jb->index, jb->repeat, x + (size_t)nb * D, err);
-            if (st != BFN_OK)
-                goto done;
+            if (jb->index != img_index || jb->repeat != img_repeat) {
+                st = get_image(image_user, jb->index, jb->repeat, img, err);
+                if (st != BFN_OK)
+                    goto done;
+                img_index = jb->index;
+                img_repeat = jb->repeat;
+            }
+            memcpy(x + (size_t)nb * D, img, (size_t)D);
             double beta;
             if (is_rec) {
                 jb->step = -1;
@@ -187,6 +193,7 @@ bfn_status bfn_eval_run_rows(bfn_net *net, const bfn_eval_config *cfg, const int
     }
 done:
     free(x);
+    free(img);
     free(z);
     free(in);
     free(t);

@@ -248,7 +248,8 @@ void bfn_conv2d_forward(float *out, const float *in, const float *w, const float
 
 void bfn_conv2d_backward_image(float *din, int din_accumulate, float *dw, float *dbias,
                                const float *dout, const float *in, const float *w,
-                               const float *wt, float *col, const bfn_conv2d_shape *s)
+                               const float *wt, const float *wt_cv, float *col,
+                               const bfn_conv2d_shape *s)
 {
     int n1 = bfn_conv2d_out_h(s) * bfn_conv2d_out_w(s);
     int kk = s->cin * s->k * s->k, hw = s->h * s->w;
@@ -276,6 +277,11 @@ void bfn_conv2d_backward_image(float *din, int din_accumulate, float *dw, float 
     if (wt && bfn_conv2d_transposable(s)) {
         bfn_conv2d_shape t = bfn_conv2d_transposed(s);
         int kt = s->cout * s->k * s->k;
+        if (wt_cv) {
+            bfn_convk_forward_cv(din, dout, wt_cv, NULL, din_accumulate ? din : NULL, col, &t, 0,
+                                 hw);
+            return;
+        }
         if (bfn_convk_supported(&t)) {
             bfn_convk_forward(din, dout, wt, NULL, din_accumulate ? din : NULL, col, &t, 0, hw);
             return;
@@ -303,5 +309,5 @@ void bfn_conv2d_backward(float *din, float *dw, float *dbias, const float *dout,
     }
     for (int b = 0; b < B; b++)
         bfn_conv2d_backward_image(din ? din + b * in_sz : NULL, 1, dw, dbias, dout + b * out_sz,
-                                  in + b * in_sz, w, wt, col, s);
+                                  in + b * in_sz, w, wt, NULL, col, s);
 }

@@ -169,6 +169,12 @@ static size_t pad_rows_c(float *data, const float *in, const bfn_conv2d_shape *s
 }
 
 #if CONVK_X86
+/* The first min(n, 16) of 16 lanes. */
+static inline __mmask16 lanes16(int n)
+{
+    return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+}
+
 /* The same with masked vector moves: a plane is many short rows, too
  * short for memcpy and memset calls to pay. */
 __attribute__((target("avx512f"))) static size_t
@@ -183,16 +189,15 @@ pad_rows512(float *data, const float *in, const bfn_conv2d_shape *s, int iy0, in
         for (int r = 0; r < rows; r++, d += wp) {
             int iy = iy0 + r;
             for (int x = 0; x < pad; x += 16)
-                _mm512_mask_storeu_ps(d + x, (__mmask16)((1u << (pad - x < 16 ? pad - x : 16)) - 1),
-                                      z);
+                _mm512_mask_storeu_ps(d + x, lanes16(pad - x), z);
             for (int x = 0; x < w; x += 16) {
-                __mmask16 k = (__mmask16)((1u << (w - x < 16 ? w - x : 16)) - 1);
+                __mmask16 k = lanes16(w - x);
                 __m512 v = iy < 0 || iy >= s->h ? z : _mm512_maskz_loadu_ps(k, src + iy * w + x);
                 _mm512_mask_storeu_ps(d + pad + x, k, v);
             }
         }
         for (int x = 0; x < pad; x += 16)
-            _mm512_mask_storeu_ps(d + x, (__mmask16)((1u << (pad - x < 16 ? pad - x : 16)) - 1), z);
+            _mm512_mask_storeu_ps(d + x, lanes16(pad - x), z);
     }
     return plane;
 }
@@ -207,6 +212,22 @@ static size_t pad_rows(int isa, float *data, const float *in, const bfn_conv2d_s
 #endif
     (void)isa;
     return pad_rows_c(data, in, s, iy0, rows);
+}
+
+/* boff[k]: where tap k = (ci, ky, kx) of an output sits on a grid of
+ * planes `plane` floats apart and rows wp floats wide, from that output. */
+static void tap_offsets(int *boff, const bfn_conv2d_shape *s, size_t plane, int wp)
+{
+    for (int ci = 0, k = 0; ci < s->cin; ci++)
+        for (int ky = 0; ky < s->k; ky++)
+            for (int kx = 0; kx < s->k; kx++)
+                boff[k++] = (int)(ci * plane + (size_t)ky * wp + kx);
+}
+
+/* p rounded up to 64 bytes, for aligned vector loads. */
+static float *align64(float *p)
+{
+    return p + (16 - ((uintptr_t)p / sizeof(float)) % 16) % 16;
 }
 
 /* ---- output segments ----
@@ -320,7 +341,7 @@ static T512 void tile512(int K, int rows, const float *A, size_t lda, const floa
                          float *out, const float *add, size_t ldc)
 {
     int nv = (n + 15) / 16, r = n - 16 * (nv - 1);
-    __mmask16 lm = (__mmask16)(r == 16 ? 0xFFFF : (1u << r) - 1);
+    __mmask16 lm = lanes16(r);
     if (nv == 3)
         kern512_3(K, rows, A, lda, bias, B, boff, lm, sg, vs, out, add, ldc);
     else if (nv == 2)
@@ -411,9 +432,7 @@ void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
     seg sg[NR_MAX];
     int vs[NR_MAX / 16 + 1], ns;
     int *boff = (int *)ws;
-    /* data past the table, 64-byte aligned for the panel's loads */
-    float *data = ws + K;
-    data += (16 - ((uintptr_t)data / sizeof(float)) % 16) % 16;
+    float *data = align64(ws + K); /* past the table */
     if (p1 <= p0 || isa == ISA_NONE)
         return;
 
@@ -449,13 +468,9 @@ void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
     }
 
     /* padded grid: output rows r0..r1-1 need input rows r0 − pad .. r1 − 1 + pad */
-    int ks = s->k, pad = s->pad, wp = wo + pad;
+    int pad = s->pad, wp = wo + pad;
     int r0 = p0 / wo, r1 = (p1 + wo - 1) / wo, rows = r1 - r0 + 2 * pad;
-    size_t plane = pad_rows(isa, data, in, s, r0 - pad, rows);
-    for (int ci = 0, k = 0; ci < s->cin; ci++)
-        for (int ky = 0; ky < ks; ky++)
-            for (int kx = 0; kx < ks; kx++)
-                boff[k++] = (int)(ci * plane + (size_t)ky * wp + kx);
+    tap_offsets(boff, s, pad_rows(isa, data, in, s, r0 - pad, rows), wp);
     /* grid position g = (y − r0)·wp + x; the last row's border columns are
      * not computed */
     int g_end = (r1 - r0 - 1) * wp + wo;
@@ -565,19 +580,14 @@ void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const fl
                           const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
 {
     int wo = bfn_conv2d_out_w(s), n1 = bfn_conv2d_out_h(s) * wo;
-    int K = s->cin * s->k * s->k, ks = s->k, pad = s->pad, wp = wo + pad;
+    int K = s->cin * s->k * s->k, pad = s->pad, wp = wo + pad;
     int *boff = (int *)ws;
-    float *data = ws + K;
-    data += (16 - ((uintptr_t)data / sizeof(float)) % 16) % 16;
+    float *data = align64(ws + K);
     float zero[64] = {0};
     if (p1 <= p0)
         return;
     int r0 = p0 / wo, r1 = (p1 + wo - 1) / wo;
-    size_t plane = pad_rows(ISA_AVX512, data, in, s, r0 - pad, r1 - r0 + 2 * pad);
-    for (int ci = 0, k = 0; ci < s->cin; ci++)
-        for (int ky = 0; ky < ks; ky++)
-            for (int kx = 0; kx < ks; kx++)
-                boff[k++] = (int)(ci * plane + (size_t)ky * wp + kx);
+    tap_offsets(boff, s, pad_rows(ISA_AVX512, data, in, s, r0 - pad, r1 - r0 + 2 * pad), wp);
     for (int q = p0; q < p1; q += 6) {
         const float *pos[6];
         int np = p1 - q < 6 ? p1 - q : 6;
@@ -695,13 +705,9 @@ void bfn_convk_weight_grad(float *dw, int transposed, const float *dout, const f
     } else {
         plane = pad_rows(ISA_AVX512, X, in, s, -pad, h + 2 * pad);
     }
-    D = ws + K + (size_t)s->cin * plane;
-    D += (16 - ((uintptr_t)D / sizeof(float)) % 16) % 16;
+    D = align64(ws + K + (size_t)s->cin * plane);
     transpose_dout(D, dout, cout, h, w, wp);
-    for (int ci = 0, k = 0; ci < s->cin; ci++)
-        for (int ky = 0; ky < ks; ky++)
-            for (int kx = 0; kx < ks; kx++)
-                boff[k++] = (int)(ci * plane + (size_t)ky * wp + kx);
+    tap_offsets(boff, s, plane, wp);
     int G = (h - 1) * wp + w;
     for (int c0 = 0; c0 < cout;) {
         int nc = cout - c0 >= 64 ? 64 : cout - c0 >= 32 ? 32 : 16;

@@ -87,10 +87,14 @@ void bfn_conv2d_forward_range(float *out, const float *in, const float *w, const
                               int p1);
 /* One image: dw += dout·colᵀ (dw may be NULL), dbias += Σ dout (may be
  * NULL), din = or += d(loss)/d(in) as din_accumulate says (din may be NULL).
- * wt is the flipped kernel when transposable (NULL: the col2im path). */
+ * wt is the flipped kernel when transposable (NULL: the col2im path);
+ * wt_cv, when not NULL, its transpose for the channel-vector kernel
+ * (bfn_convk_cv_supported on bfn_conv2d_transposed(s)), which then
+ * computes din. */
 void bfn_conv2d_backward_image(float *din, int din_accumulate, float *dw, float *dbias,
                                const float *dout, const float *in, const float *w,
-                               const float *wt, float *col, const bfn_conv2d_shape *s);
+                               const float *wt, const float *wt_cv, float *col,
+                               const bfn_conv2d_shape *s);
 
 /* Direct kernels (convk.c) behind the forward and the stride-1 din: 1 when
  * this CPU has them (any cout: a last, partial block of output channels

@@ -1201,15 +1201,9 @@ static void conv_backward(bfn_net *n, const conv_rec *c, const shard_grads *sg, 
         bfn_convk_weight_grad(sg->dwt + c->dwt, 1, dout, in, col, &c->s);
         dw = NULL;
     }
-    if (din && c->cvt_on) { /* din on the channel-vector kernel: the same bits */
-        bfn_conv2d_backward_image(NULL, 0, dw, dbias, dout, in, PAR(n, c->w), NULL, col, &c->s);
-        bfn_conv2d_shape t = bfn_conv2d_transposed(&c->s);
-        bfn_convk_forward_cv(din, dout, n->wcv + c->wcvt, NULL, din_accumulate ? din : NULL, col,
-                             &t, 0, c->s.h * c->s.w);
-        return;
-    }
     bfn_conv2d_backward_image(din, din_accumulate, dw, dbias, dout, in, PAR(n, c->w),
-                              bfn_conv2d_transposable(&c->s) ? n->wt + c->wt : NULL, col, &c->s);
+                              bfn_conv2d_transposable(&c->s) ? n->wt + c->wt : NULL,
+                              c->cvt_on ? n->wcv + c->wcvt : NULL, col, &c->s);
 }
 
 static void res_backward_image(bfn_net *n, const op *o, const scratch *sc, const shard_grads *sg,
@@ -1418,12 +1412,11 @@ static void flip_worker(void *arg, int tid, int nthreads)
     bfn_net *n = arg;
     for (int i = tid; i < n->n_convs; i += nthreads) {
         const conv_rec *c = n->convs[i];
+        if (bfn_conv2d_transposable(&c->s))
+            bfn_conv2d_flip_weights(n->wt + c->wt, PAR(n, c->w), &c->s);
         if (c->cvt_on) { /* the flipped kernel as the din conv's wᵀ */
             bfn_conv2d_shape t = bfn_conv2d_transposed(&c->s);
-            bfn_conv2d_flip_weights(n->wt + c->wt, PAR(n, c->w), &c->s);
             bfn_convk_cv_transpose(n->wcv + c->wcvt, n->wt + c->wt, &t);
-        } else if (bfn_conv2d_transposable(&c->s)) {
-            bfn_conv2d_flip_weights(n->wt + c->wt, PAR(n, c->w), &c->s);
         }
     }
 }

@@ -458,19 +458,27 @@ static T512 void affine_avx512(float *y, const float *x, size_t n, float a, floa
                               affine_silu16(_mm512_maskz_loadu_ps(tail16(r), x + i), va, vc));
 }
 
+/* Lanes 0..7 and 8..15 of v in double. */
+static inline T512 __m512d lo_pd512(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+}
+
+static inline T512 __m512d hi_pd512(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
 static inline T512 void acc_pd512(__m512d *a0, __m512d *a1, __m512 v)
 {
-    *a0 = _mm512_add_pd(*a0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-    *a1 = _mm512_add_pd(*a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    *a0 = _mm512_add_pd(*a0, lo_pd512(v));
+    *a1 = _mm512_add_pd(*a1, hi_pd512(v));
 }
 
 static inline T512 void acc_prod_pd512(__m512d *a0, __m512d *a1, __m512 u, __m512 v)
 {
-    __m256 uh = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1));
-    __m256 vh = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-    *a0 = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(u)),
-                          _mm512_cvtps_pd(_mm512_castps512_ps256(v)), *a0);
-    *a1 = _mm512_fmadd_pd(_mm512_cvtps_pd(uh), _mm512_cvtps_pd(vh), *a1);
+    *a0 = _mm512_fmadd_pd(lo_pd512(u), lo_pd512(v), *a0);
+    *a1 = _mm512_fmadd_pd(hi_pd512(u), hi_pd512(v), *a1);
 }
 
 static inline T512 __m512 silu_grad16(__m512 d, __m512 x, __m512 a, __m512 c)
@@ -546,9 +554,7 @@ static T512 double sum_avx512(const float *x, size_t n)
 
 static inline T512 void acc_dev_pd512(__m512d *a0, __m512d *a1, __m512 v, __m512d m)
 {
-    __m256 vh = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-    __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), m);
-    __m512d d1 = _mm512_sub_pd(_mm512_cvtps_pd(vh), m);
+    __m512d d0 = _mm512_sub_pd(lo_pd512(v), m), d1 = _mm512_sub_pd(hi_pd512(v), m);
     *a0 = _mm512_fmadd_pd(d0, d0, *a0);
     *a1 = _mm512_fmadd_pd(d1, d1, *a1);
 }
