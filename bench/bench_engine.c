@@ -4,7 +4,7 @@
  * batch 1, 16 and 64, sampling steps/s, and the peak resident memory.
  * Prints figures; asserts nothing.
  *   bench_engine [--batch B] [--seconds S] [--threads T] [--base-ch C]
- *                [--n-res N] [--attn 0|1]
+ *                [--n-res N] [--attn 0|1] [--only sgemm|train|forward|sample]
  * Each timing repeats the operation for the given time and reports the
  * mean and the best repetition: on a machine shared with other jobs the
  * best is the closer estimate of the machine's own speed. */
@@ -131,7 +131,17 @@ int main(int argc, char **argv)
 {
     int batch = 64, threads = 2, base_ch = 0, n_res = -1, attn = -1;
     double seconds = 5.0;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    const char *only = NULL;
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: bench_engine [--batch B] [--seconds S] [--threads T] [--base-ch C]\n"
+                   "                    [--n-res N] [--attn 0|1] [--only sgemm|train|forward|sample]\n");
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_engine: %s needs a value (see --help)\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--base-ch"))
             base_ch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--n-res"))
@@ -144,6 +154,8 @@ int main(int argc, char **argv)
             seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only"))
+            only = argv[i + 1];
         else {
             fprintf(stderr, "bench_engine: unknown option %s\n", argv[i]);
             return 2;
@@ -153,16 +165,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_engine: --batch and --threads must be >= 1, --seconds > 0\n");
         return 2;
     }
+    if (only && strcmp(only, "sgemm") && strcmp(only, "train") && strcmp(only, "forward") &&
+        strcmp(only, "sample")) {
+        fprintf(stderr, "bench_engine: --only takes sgemm, train, forward or sample, not %s\n", only);
+        return 2;
+    }
+#define RUN(part) (!only || !strcmp(only, part))
     bfn_gemm_set_threads(threads);
     const char *ct = getenv("OPENBLAS_CORETYPE");
     char blas[256];
     bfn_gemm_describe(blas, sizeof blas);
     printf("threads %d, OPENBLAS_CORETYPE=%s\n", threads, ct ? ct : "(unset)");
     printf("backend: %s\n", blas);
-    double mgf, gf_big = sgemm_gflops(1024, 1024, 1024, seconds / 2, &mgf);
-    printf("sgemm 1024x1024x1024: %.1f GFLOP/s (mean %.1f)\n", gf_big, mgf);
-    double gf_conv = sgemm_gflops(64, 784, 576, seconds / 2, &mgf);
-    printf("sgemm 64x784x576 (conv-shaped): %.1f GFLOP/s (mean %.1f)\n", gf_conv, mgf);
+    double mgf, gf_big = 0.0;
+    if (RUN("sgemm") || RUN("train")) { /* training is reported against this rate */
+        gf_big = sgemm_gflops(1024, 1024, 1024, seconds / 2, &mgf);
+        printf("sgemm 1024x1024x1024: %.1f GFLOP/s (mean %.1f)\n", gf_big, mgf);
+    }
+    if (RUN("sgemm")) {
+        double gf_conv = sgemm_gflops(64, 784, 576, seconds / 2, &mgf);
+        printf("sgemm 64x784x576 (conv-shaped): %.1f GFLOP/s (mean %.1f)\n", gf_conv, mgf);
+    }
 
     bfn_err err;
     bfn_net_config cfg = bfn_net_config_default(2, 28, 28);
@@ -182,31 +205,33 @@ int main(int argc, char **argv)
     printf("model: 28x28 base %d n_res %d attn %d, %zu parameters, %.1f M multiply-adds per image "
            "forward\n", cfg.base_ch, cfg.n_res, cfg.attn_lowest, bfn_net_param_count(net), fl / 1e6);
 
+    timing t;
+    train_ctx trc = {.D = 28 * 28};
     bfn_train_config tc = bfn_train_config_default();
     tc.batch = batch;
-    train_ctx trc = {.D = 28 * 28};
-    if (bfn_trainer_create(&trc.tr, net, &tc, &err) != BFN_OK) {
+    if (RUN("train") && bfn_trainer_create(&trc.tr, net, &tc, &err) != BFN_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
-    timing t;
-    if (time_reps(train_rep, &trc, seconds, &t)) {
+    if (RUN("train") && time_reps(train_rep, &trc, seconds, &t)) {
         fprintf(stderr, "bench: %s\n", trc.err.msg);
         return 1;
     }
     /* forward + backward = 3 forward passes of multiply-adds (dW and din
      * each cost a forward), 2 flops each */
-    double step_flop = fl * 3 * 2 * batch;
-    double gf_train = step_flop / t.best / 1e9;
-    printf("train: batch %d, %.1f images/s (mean %.1f), %.1f ms/step (mean %.1f), %d steps\n",
-           batch, batch / t.best, batch / t.mean, 1e3 * t.best, 1e3 * t.mean, t.reps);
-    printf("train: %.1f GFLOP/s achieved (mean %.1f) = %.0f%% of the sgemm 1024^3 rate\n", gf_train,
-           step_flop / t.mean / 1e9, 100.0 * gf_train / gf_big);
-    bfn_trainer_destroy(trc.tr);
+    if (RUN("train")) {
+        double step_flop = fl * 3 * 2 * batch;
+        double gf_train = step_flop / t.best / 1e9;
+        printf("train: batch %d, %.1f images/s (mean %.1f), %.1f ms/step (mean %.1f), %d steps\n",
+               batch, batch / t.best, batch / t.mean, 1e3 * t.best, 1e3 * t.mean, t.reps);
+        printf("train: %.1f GFLOP/s achieved (mean %.1f) = %.0f%% of the sgemm 1024^3 rate\n",
+               gf_train, step_flop / t.mean / 1e9, 100.0 * gf_train / gf_big);
+        bfn_trainer_destroy(trc.tr);
+    }
 
     int fb[3] = {1, 16, 64};
     for (int q = 0; q < 3; q++) {
-        if (fb[q] > batch)
+        if (fb[q] > batch || !RUN("forward"))
             continue;
         fwd_ctx fc = {net, fb[q], calloc((size_t)fb[q] * trc.D, sizeof(float)),
                       calloc((size_t)fb[q], sizeof(float)), calloc((size_t)fb[q] * trc.D, sizeof(float))};
@@ -222,7 +247,7 @@ int main(int argc, char **argv)
 
     bfn_sample_config sc = {.n_steps = 20, .beta1 = 3.0, .count = 16, .seed = 1};
     bfn_sampler *s;
-    if (16 <= batch && bfn_sampler_create(&s, net, &sc, &err) == BFN_OK) {
+    if (RUN("sample") && 16 <= batch && bfn_sampler_create(&s, net, &sc, &err) == BFN_OK) {
         double t0 = now();
         bfn_sampler_run(s, NULL, &err);
         double d = now() - t0;

@@ -955,6 +955,75 @@ static void test_direct_conv_kernels_match_definition_and_any_split(void)
           cv_runs);
 }
 
+/* Upsampling 2× then a 3×3 conv as four 2×2 phase convs on the small
+ * image: against the double-precision definition of conv(upsample(x))
+ * (the summed weights round differently, so to rounding), the same bits
+ * for any split of the small image's positions, with and without bias and
+ * addend (in place too); and only the shapes it was made for. */
+static void test_upsampling_conv_phases_match_upsample_then_conv(void)
+{
+    static const bfn_conv2d_shape cases[] = {
+        {.cin = 64, .h = 14, .w = 14, .cout = 64, .k = 3, .stride = 1, .pad = 1},
+        {.cin = 64, .h = 28, .w = 28, .cout = 64, .k = 3, .stride = 1, .pad = 1},
+        {.cin = 5, .h = 16, .w = 12, .cout = 128, .k = 3, .stride = 1, .pad = 1},
+        {.cin = 3, .h = 2, .w = 4, .cout = 64, .k = 3, .stride = 1, .pad = 1},
+    };
+    bfn_rng r;
+    bfn_rng_init(&r, 37, 0);
+    int runs = 0;
+    for (int c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
+        const bfn_conv2d_shape *s = &cases[c];
+        if (!bfn_convk_up_supported(s))
+            continue;
+        int h = s->h / 2, w = s->w / 2, n1 = s->h * s->w, ns = h * w;
+        size_t nin = (size_t)s->cin * h * w, nout = (size_t)s->cout * n1;
+        size_t nw = (size_t)s->cout * s->cin * 9;
+        float *in = rvec(nin, &r, -1, 1), *wgt = rvec(nw, &r, -1, 1);
+        float *bias = rvec(s->cout, &r, -1, 1), *add = rvec(nout, &r, -1, 1);
+        float *up = fvec((size_t)s->cin * n1), *wu = fvec(bfn_convk_up_weights_size(s));
+        float *whole = fvec(nout), *split = fvec(nout), *ws = fvec(bfn_convk_up_workspace(s));
+        double *ref = calloc(nout, sizeof(double));
+        bfn_upsample2x_forward(up, in, 1, s->cin, h, w);
+        conv_direct(ref, up, wgt, bias, 1, s);
+        bfn_convk_up_weights(wu, wgt, s);
+        bfn_convk_forward_up(whole, in, wu, bias, NULL, ws, s, 0, ns);
+        double worst = 0.0;
+        for (size_t i = 0; i < nout; i++)
+            worst = fmax(worst, fabs(whole[i] - ref[i]));
+        CHECK_NEAR(0.0, worst, 2e-6 * s->cin * 9, "case %d: max |phases − upsample then conv|", c);
+        /* cuts at odd places (kept in order on tiny images), last piece first */
+        int cuts[] = {0, 1, ns / 3 - 1, ns * 2 / 3 + 1, ns};
+        for (int i = 1; i < 5; i++)
+            cuts[i] = cuts[i] < cuts[i - 1] ? cuts[i - 1] : cuts[i] > ns ? ns : cuts[i];
+        memset(split, 0, sizeof(float) * nout);
+        for (int i = 3; i >= 0; i--)
+            if (cuts[i + 1] > cuts[i])
+                bfn_convk_forward_up(split, in, wu, bias, NULL, ws, s, cuts[i], cuts[i + 1]);
+        CHECK(memcmp(whole, split, sizeof(float) * nout) == 0,
+              "case %d: split ranges give the same bits", c);
+        memcpy(split, add, sizeof(float) * nout);
+        bfn_convk_forward_up(split, in, wu, NULL, split, ws, s, 0, ns);
+        worst = 0.0;
+        for (size_t i = 0; i < nout; i++)
+            worst = fmax(worst, fabs(split[i] - (ref[i] - bias[i / n1] + add[i])));
+        CHECK_NEAR(0.0, worst, 2e-6 * s->cin * 9, "case %d: addend in place, no bias", c);
+        runs++;
+        free(in), free(wgt), free(bias), free(add), free(up), free(wu), free(whole), free(split);
+        free(ws), free(ref);
+    }
+    int avx512 = bfn_convk_isa() == BFN_CONVK_AVX512;
+    printf("  %d upsampling-conv shapes run (AVX-512: %s)\n", runs, avx512 ? "yes" : "no");
+    CHECK(runs == (avx512 ? 4 : 0), "%d of 4 shapes supported", runs);
+    bfn_conv2d_shape odd = cases[0], small = cases[0], strided = cases[0], wide = cases[0];
+    odd.h = 13;
+    small.cout = 32;
+    strided.stride = 2;
+    wide.h = wide.w = 34; /* 17 × 17 = 289 small positions, past the channel-vector kernel */
+    CHECK(!bfn_convk_up_supported(&odd) && !bfn_convk_up_supported(&small) &&
+              !bfn_convk_up_supported(&strided) && !bfn_convk_up_supported(&wide),
+          "odd height, 32 output channels, stride 2 and 17x17 small images are not supported");
+}
+
 static void test_direct_weight_grad_matches_gemm(void)
 {
     bfn_rng r;
@@ -1233,6 +1302,7 @@ int main(void)
     RUN(test_attention_matches_reference);
     RUN(test_attention_gradients);
     RUN(test_direct_conv_kernels_match_definition_and_any_split);
+    RUN(test_upsampling_conv_phases_match_upsample_then_conv);
     RUN(test_direct_weight_grad_matches_gemm);
     RUN(test_conv_pieces_are_fixed_and_transposed_backward_matches_col2im);
     RUN(test_vector_kernels_match_scalar_versions);

@@ -627,6 +627,34 @@ static void test_net_dropout_changes_outputs_only_in_training(void)
     bfn_net_destroy(ref);
 }
 
+/* Inference runs each upsample + 3x3 conv of 64 channels as four 2x2
+ * convs on the small image (summed weights): the logits match a training
+ * pass (which upsamples, and keeps what the backward needs) to rounding. */
+static void test_net_inference_upsampling_convs_match_training_pass(void)
+{
+    bfn_net_config cfg = bfn_net_config_default(2, 28, 28);
+    cfg.n_res = 1;
+    cfg.dropout = 0.0f;
+    int B = 2, hw = 28 * 28;
+    bfn_net *net = make_net(&cfg, B);
+    randomize_params(net, 61);
+    float *x = malloc(sizeof(float) * B * hw), *t = malloc(sizeof(float) * B);
+    float *inf = malloc(sizeof(float) * B * hw), *tr = malloc(sizeof(float) * B * hw);
+    random_inputs(x, t, B, 1, hw, 62);
+    CHECK(bfn_net_forward(net, x, t, B, 0, NULL, inf) == BFN_OK, "inference");
+    CHECK(bfn_net_forward(net, x, t, B, 1, NULL, tr) == BFN_OK, "training pass");
+    double worst = 0.0, scale = 0.0;
+    for (int i = 0; i < B * hw; i++) {
+        worst = fmax(worst, fabs(inf[i] - tr[i]));
+        scale = fmax(scale, fabs(tr[i]));
+    }
+    printf("  max |inference − training pass| = %.3g (logit scale %.3g)\n", worst, scale);
+    CHECK(scale > 0.1, "logits are not trivially zero (scale %g)", scale);
+    CHECK_NEAR(0.0, worst, 1e-4 * fmax(scale, 1.0), "inference vs training pass");
+    free(x), free(t), free(inf), free(tr);
+    bfn_net_destroy(net);
+}
+
 static void test_net_backward_accumulates_and_needs_training_forward(void)
 {
     bfn_net_config cfg = fixture_tiny_config(2, 0.2f);
@@ -788,6 +816,7 @@ int main(void)
     RUN(test_net_tensors_tile_the_param_array);
     RUN(test_net_init_is_deterministic_in_seed);
     RUN(test_net_dropout_changes_outputs_only_in_training);
+    RUN(test_net_inference_upsampling_convs_match_training_pass);
     RUN(test_net_backward_accumulates_and_needs_training_forward);
     RUN(test_net_default_28x28_and_64x64_run_with_finite_outputs);
     RUN(test_net_rejects_bad_configs_naming_the_field);

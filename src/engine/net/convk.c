@@ -543,7 +543,7 @@ void bfn_convk_cv_transpose(float *wt, const float *w, const bfn_conv2d_shape *s
     }
 #define CV_ST1(i, v)                                                                             \
     {                                                                                            \
-        float *o = out + (size_t)16 * v * ldc + p0 + i;                                          \
+        float *o = out + (size_t)16 * v * ldc + opos[i];                                         \
         __m512 r = c##i##v;                                                                      \
         if (add)                                                                                 \
             r = _mm512_add_ps(_mm512_i32gather_ps(idx, add + (o - out), 4), r);                  \
@@ -555,12 +555,12 @@ void bfn_convk_cv_transpose(float *wt, const float *w, const bfn_conv2d_shape *s
     }
 #define CV6(F) F(0) F(1) F(2) F(3) F(4) F(5)
 
-/* Outputs p0 .. p0 + np − 1 (np <= 6) of 64 channels: pos[i] is the grid
- * position of output p0 + i, wt the 64 channels' column of wᵀ (row
- * stride ldw), out and add the 64 channels' rows (stride ldc). */
+/* np <= 6 outputs of 64 channels: pos[i] is the grid position of the
+ * output at column opos[i], wt the 64 channels' column of wᵀ (row stride
+ * ldw), out and add the 64 channels' rows (stride ldc). */
 static T512 void cv_tile(int K, const float *const *pos, int np, const int *boff,
                          const float *wt, size_t ldw, const float *bias, float *out,
-                         const float *add, size_t ldc, int p0)
+                         const float *add, size_t ldc, const int *opos)
 {
     CV6(CV_DECL)
     for (int k = 0; k < K; k++) {
@@ -590,12 +590,14 @@ void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const fl
     tap_offsets(boff, s, pad_rows(ISA_AVX512, data, in, s, r0 - pad, r1 - r0 + 2 * pad), wp);
     for (int q = p0; q < p1; q += 6) {
         const float *pos[6];
-        int np = p1 - q < 6 ? p1 - q : 6;
-        for (int i = 0; i < np; i++)
+        int np = p1 - q < 6 ? p1 - q : 6, opos[6];
+        for (int i = 0; i < np; i++) {
             pos[i] = data + (size_t)((q + i) / wo - r0) * wp + (q + i) % wo;
+            opos[i] = q + i;
+        }
         for (int c0 = 0; c0 < s->cout; c0 += 64)
             cv_tile(K, pos, np, boff, wt + c0, (size_t)s->cout, bias ? bias + c0 : zero,
-                    out + (size_t)c0 * n1, add ? add + (size_t)c0 * n1 : NULL, (size_t)n1, q);
+                    out + (size_t)c0 * n1, add ? add + (size_t)c0 * n1 : NULL, (size_t)n1, opos);
     }
 }
 #else
@@ -603,6 +605,132 @@ void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const fl
                           const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
 {
     (void)out, (void)in, (void)wt, (void)bias, (void)add, (void)ws, (void)s, (void)p0, (void)p1;
+}
+#endif
+
+/* ---- nearest-neighbour 2× upsampling, then a 3×3 "same" conv, in four phases ----
+ *
+ * Output (2y + py, 2x + px) of conv3x3(up2(in)) reads, along each axis, the
+ * low-resolution rows y − 1, y, y (py = 0) or y, y, y + 1 (py = 1): the
+ * taps that land on one input row are summed into one weight, so each of
+ * the four phases (py, px) is a 2×2 conv on the low-resolution grid, 4
+ * multiply-adds per input channel and output instead of 9, and the
+ * upsampled image is never built. The phases run on the channel-vector
+ * tile, on the low-resolution padded grid. The summed weights round
+ * differently from the 9-tap sums, so results agree with upsample + conv
+ * to rounding, not to the bit. */
+
+static bfn_conv2d_shape up_low(const bfn_conv2d_shape *s)
+{
+    bfn_conv2d_shape l = *s;
+    l.h = s->h / 2;
+    l.w = s->w / 2;
+    return l;
+}
+
+int bfn_convk_up_supported(const bfn_conv2d_shape *s)
+{
+    if (s->k != 3 || s->stride != 1 || s->pad != 1 || s->h % 2 || s->w % 2)
+        return 0;
+    bfn_conv2d_shape l = up_low(s);
+    return bfn_convk_cv_supported(&l);
+}
+
+size_t bfn_convk_up_weights_size(const bfn_conv2d_shape *s)
+{
+    return (size_t)16 * s->cin * s->cout;
+}
+
+size_t bfn_convk_up_workspace(const bfn_conv2d_shape *s)
+{
+    bfn_conv2d_shape l = up_low(s);
+    return bfn_convk_workspace(&l);
+}
+
+#if CONVK_X86
+/* The kernel rows (or columns) that phase p (0 or 1) sums into its tap a:
+ * p = 0 reads rows y − 1 | y, y; p = 1 rows y, y | y + 1. */
+static const int up_first[2][2] = {{0, 1}, {0, 2}}, up_count[2][2] = {{1, 2}, {2, 1}};
+
+/* 16 output channels at a time: tap k of the 16 is one gather (rows
+ * cin·9 floats apart), each phase tap a sum of 1, 2 or 4 of those vectors
+ * in a fixed order. */
+T512 void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape *s)
+{
+    size_t C = (size_t)s->cout, K4 = (size_t)s->cin * 4;
+    __m512i rows = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(s->cin * 9));
+    for (size_t c0 = 0; c0 < C; c0 += 16) {
+        __mmask16 m = lanes16((int)(C - c0));
+        for (int ci = 0; ci < s->cin; ci++) {
+            const float *src = w + (c0 * s->cin + ci) * 9;
+            __m512 t[9];
+            for (int k = 0; k < 9; k++)
+                t[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows, src + k, 4);
+            for (int ph = 0; ph < 4; ph++)
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        int y0 = up_first[ph >> 1][a], ny = up_count[ph >> 1][a];
+                        int x0 = up_first[ph & 1][b], nx = up_count[ph & 1][b];
+                        __m512 sum = _mm512_setzero_ps();
+                        for (int ky = y0; ky < y0 + ny; ky++)
+                            for (int kx = x0; kx < x0 + nx; kx++)
+                                sum = _mm512_add_ps(sum, t[ky * 3 + kx]);
+                        _mm512_mask_storeu_ps(
+                            wu + ((size_t)ph * K4 + (size_t)ci * 4 + a * 2 + b) * C + c0, m, sum);
+                    }
+        }
+    }
+}
+#else
+void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape *s)
+{
+    (void)wu, (void)w, (void)s; /* never supported without AVX-512 */
+}
+#endif
+
+#if CONVK_X86
+void bfn_convk_forward_up(float *out, const float *in, const float *wu, const float *bias,
+                          const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
+{
+    bfn_conv2d_shape l = up_low(s);
+    int wo = l.w, n1 = s->h * s->w, wp = wo + 1, K4 = l.cin * 4;
+    int *boff = (int *)ws;
+    float *data = align64(ws + (size_t)l.cin * 9);
+    float zero[64] = {0};
+    if (p1 <= p0)
+        return;
+    int r0 = p0 / wo, r1 = (p1 + wo - 1) / wo;
+    size_t plane = pad_rows(ISA_AVX512, data, in, &l, r0 - 1, r1 - r0 + 2);
+    for (int ph = 0; ph < 4; ph++) {
+        int py = ph >> 1, px = ph & 1;
+        /* phase tap a along y sits at grid row offset py + a (row y − 1 + py + a) */
+        for (int ci = 0; ci < l.cin; ci++)
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++)
+                    boff[ci * 4 + a * 2 + b] = (int)(ci * plane + (size_t)(py + a) * wp + px + b);
+        const float *wph = wu + (size_t)ph * K4 * l.cout;
+        for (int q = p0; q < p1; q += 6) {
+            const float *pos[6];
+            int np = p1 - q < 6 ? p1 - q : 6, opos[6];
+            for (int i = 0; i < np; i++) {
+                int y = (q + i) / wo, x = (q + i) % wo;
+                pos[i] = data + (size_t)(y - r0) * wp + x;
+                opos[i] = (2 * y + py) * s->w + 2 * x + px;
+            }
+            for (int c0 = 0; c0 < l.cout; c0 += 64)
+                cv_tile(K4, pos, np, boff, wph + c0, (size_t)l.cout, bias ? bias + c0 : zero,
+                        out + (size_t)c0 * n1, add ? add + (size_t)c0 * n1 : NULL, (size_t)n1,
+                        opos);
+        }
+    }
+}
+#else
+void bfn_convk_forward_up(float *out, const float *in, const float *wu, const float *bias,
+                          const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
+{
+    (void)out, (void)in, (void)wu, (void)bias, (void)add, (void)ws, (void)s, (void)p0, (void)p1;
 }
 #endif
 

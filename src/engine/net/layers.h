@@ -115,6 +115,20 @@ int bfn_convk_cv_supported(const bfn_conv2d_shape *s);
 void bfn_convk_cv_transpose(float *wt, const float *w, const bfn_conv2d_shape *s);
 void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const float *bias,
                           const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1);
+/* Nearest-neighbour 2× upsampling followed by the 3×3 "same" conv s (s is
+ * the conv on the upsampled image; in is the (cin, h/2, w/2) image before
+ * upsampling), as four 2×2 convs on the small image from summed weights
+ * wu (bfn_convk_up_weights_size floats, made by bfn_convk_up_weights):
+ * 4/9 of the multiply-adds, equal to upsample + conv up to rounding.
+ * Supported where the small image fits the channel-vector kernel.
+ * [p0, p1) ranges over the small image's positions (all four outputs of
+ * each); workspace bfn_convk_up_workspace floats. */
+int bfn_convk_up_supported(const bfn_conv2d_shape *s);
+size_t bfn_convk_up_weights_size(const bfn_conv2d_shape *s);
+size_t bfn_convk_up_workspace(const bfn_conv2d_shape *s);
+void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape *s);
+void bfn_convk_forward_up(float *out, const float *in, const float *wu, const float *bias,
+                          const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1);
 /* The kernel sets: this CPU's best (bfn_convk_isa), and the forward with a
  * given one (tests run the AVX2 set on AVX-512 machines too). */
 enum { BFN_CONVK_NONE, BFN_CONVK_AVX2, BFN_CONVK_AVX512 };

@@ -87,6 +87,9 @@ typedef struct {
     size_t wcv;
     int cvt_on;  /* 1: the backward's din too (the flipped kernel's transpose at wcvt) */
     size_t wcvt;
+    int up_on;   /* 1: conv of a 2x upsampled stream; inference runs both as four 2x2 convs */
+    int up_in;   /* on the stream before upsampling, from summed weights at wup in net->wcv */
+    size_t wup;
 } conv_rec;
 
 typedef struct {
@@ -110,6 +113,7 @@ typedef struct {
     op_kind kind;
     int in, in2, out; /* stream ids; in2 is the skip input of a concat */
     int first_in, first_in2; /* 1: first (in backward order) to write that stream's gradient */
+    int fused;    /* an upsample that inference leaves to the next conv (its up_on) */
     union {
         conv_rec conv;
         res_rec res;
@@ -304,6 +308,9 @@ static conv_rec make_conv(bfn_net *n, int cin, int h, int w, int cout, int k, in
     bfn_conv2d_shape t = bfn_conv2d_transposed(&c.s);
     c.cvt_on = bfn_conv2d_transposable(&c.s) && bfn_convk_cv_supported(&t);
     c.wcvt = c.cvt_on ? take(&n->n_wcv, (size_t)cout * cin * k * k) : 0;
+    c.up_on = 0;
+    c.up_in = -1;
+    c.wup = 0;
     n->flops += (double)cout * cin * k * k * bfn_conv2d_out_h(&c.s) * bfn_conv2d_out_w(&c.s);
     return c;
 }
@@ -404,6 +411,27 @@ static int add_upsample(bfn_net *n, int in)
     return out;
 }
 
+/* Upsampling 2x then a 3x3 conv: at inference, where the kernels allow,
+ * the conv reads the small stream through four 2x2 phase convs and the
+ * upsampled stream is not written. */
+static int add_upconv(bfn_net *n, int in, int cout, const char *prefix)
+{
+    int up = add_upsample(n, in);
+    int out = add_conv(n, up, cout, 3, 1, prefix);
+    if (n->build_failed)
+        return out;
+    op *u = &n->ops[n->n_ops - 2];
+    conv_rec *c = &n->ops[n->n_ops - 1].u.conv;
+    if (bfn_convk_up_supported(&c->s)) {
+        c->up_on = 1;
+        c->up_in = in;
+        c->wup = take(&n->n_wcv, bfn_convk_up_weights_size(&c->s));
+        grow_max(&n->n_piece_ws, bfn_convk_up_workspace(&c->s));
+        u->fused = 1;
+    }
+    return out;
+}
+
 static int add_concat(bfn_net *n, int a, int b)
 {
     if (n->build_failed)
@@ -472,8 +500,7 @@ static void build(bfn_net *n)
         }
         if (l != 0) {
             snprintf(pre, sizeof pre, "up.%d.upsample", l);
-            cur = add_upsample(n, cur);
-            cur = add_conv(n, cur, ch, 3, 1, pre);
+            cur = add_upconv(n, cur, ch, pre);
         }
     }
 
@@ -955,6 +982,21 @@ static void op_forward_image(fwd_job *j, int i, team *tm, const scratch *sh, con
     switch (o->kind) {
     case OP_CONV: {
         const conv_rec *c = &o->u.conv;
+        if (c->up_on && !j->training) {
+            const stream *su = &n->streams[c->up_in];
+            const float *small = IMG(n, su->act, b, stream_size(su));
+            bfn_conv2d_shape l = c->s;
+            l.h = su->h;
+            l.w = su->w;
+            np = team_conv_pieces(tm, &l);
+            while ((q = team_claim(tm, np)) >= 0) {
+                team_conv_piece(tm, &l, q, &lo, &hi);
+                bfn_convk_forward_up(out, small, n->wcv + c->wup, PAR(n, c->b), NULL,
+                                     col_part(n, sh, q), &c->s, lo, hi);
+                team_done(tm);
+            }
+            break;
+        }
         np = team_conv_pieces(tm, &c->s);
         while ((q = team_claim(tm, np)) >= 0) {
             team_conv_piece(tm, &c->s, q, &lo, &hi);
@@ -986,6 +1028,8 @@ static void op_forward_image(fwd_job *j, int i, team *tm, const scratch *sh, con
     }
     case OP_UPSAMPLE: {
         size_t hw = (size_t)si->h * si->w;
+        if (o->fused && !j->training)
+            return; /* the next conv reads the small stream */
         np = BLOCKS;
         while ((q = team_claim(tm, np)) >= 0) {
             block_range(si->c, q, &lo, &hi);
@@ -1078,15 +1122,24 @@ static void forward_worker(void *arg, int tid, int nthreads)
         forward_image(j, &tm, &own, &own, b);
 }
 
-/* wᵀ of the channel-vector convs from the current weights, convs split
- * between threads. */
-static void cv_worker(void *arg, int tid, int nthreads)
+/* The weights the forward's kernels read other than as stored, from the
+ * current ones: wᵀ of the channel-vector convs (cv) and the summed phase
+ * weights of the upsampling convs (up), convs split between threads. */
+typedef struct {
+    bfn_net *n;
+    int cv, up;
+} prep_job;
+
+static void prep_worker(void *arg, int tid, int nthreads)
 {
-    bfn_net *n = arg;
+    const prep_job *p = arg;
+    bfn_net *n = p->n;
     for (int i = tid; i < n->n_convs; i += nthreads) {
         const conv_rec *c = n->convs[i];
-        if (c->cv_on)
+        if (p->cv && c->cv_on)
             bfn_convk_cv_transpose(n->wcv + c->wcv, PAR(n, c->w), &c->s);
+        if (p->up && c->up_on)
+            bfn_convk_up_weights(n->wcv + c->wup, PAR(n, c->w), &c->s);
     }
 }
 
@@ -1166,8 +1219,9 @@ bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, in
             atomic_init(&n->team_ctr[i], 0);
     }
     j.cv = B >= CV_MIN_BATCH && n->n_wcv > 0;
-    if (j.cv)
-        bfn_pool_run(n->pool, T, cv_worker, n);
+    prep_job pj = {n, j.cv, !training && n->n_wcv > 0};
+    if (pj.cv || pj.up)
+        bfn_pool_run(n->pool, T, prep_worker, &pj);
     bfn_pool_run(n->pool, j.shared ? T : (B < T ? B : T), forward_worker, &j);
     end_parallel();
     bfn_fp_restore(fp);
