@@ -811,22 +811,30 @@ static void attn_reference(double *out, const attn_ctx *c, int b)
     free(s);
 }
 
+/* A small block (2 channels a head, 12 positions: partial vectors), the
+ * models' (64 channels in 4 heads at 7×7 and 8×8) and one past a single
+ * pass of the score loop (80 positions, 32 channels a head). */
 static void test_attention_matches_reference(void)
 {
+    static const int shapes[][4] = {{8, 12, 2, 4}, {64, 49, 4, 8}, {64, 64, 4, 8}, {64, 80, 2, 8}};
     bfn_rng r;
     bfn_rng_init(&r, 17, 0);
-    attn_ctx c;
-    attn_setup(&c, &r, 2, 8, 12, 2, 4);
-    attn_loss(&c);
-    double *ref = calloc((size_t)8 * 12, sizeof(double)), e = 0.0;
-    for (int b = 0; b < 2; b++) {
-        attn_reference(ref, &c, b);
-        for (int i = 0; i < 8 * 12; i++)
-            e = fmax(e, fabs(c.out[b * 96 + i] - ref[i]));
+    for (int k = 0; k < 4; k++) {
+        int C = shapes[k][0], HW = shapes[k][1], B = 2;
+        attn_ctx c;
+        attn_setup(&c, &r, B, C, HW, shapes[k][2], shapes[k][3]);
+        attn_loss(&c);
+        double *ref = calloc((size_t)C * HW, sizeof(double)), e = 0.0;
+        for (int b = 0; b < B; b++) {
+            attn_reference(ref, &c, b);
+            for (int i = 0; i < C * HW; i++)
+                e = fmax(e, fabs(c.out[(size_t)b * C * HW + i] - ref[i]));
+        }
+        CHECK_NEAR(0.0, e, 1e-4, "C %d, HW %d, %d heads: max |attention − double reference|", C,
+                   HW, shapes[k][2]);
+        free(ref);
+        attn_free(&c);
     }
-    CHECK_NEAR(0.0, e, 1e-4, "max |attention − double reference|");
-    free(ref);
-    attn_free(&c);
 }
 
 static void test_attention_gradients(void)

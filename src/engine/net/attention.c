@@ -13,6 +13,85 @@
 #include "net/layers.h"
 #include "net/vec.h"
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define ATTN_X86 1
+#include <immintrin.h>
+#else
+#define ATTN_X86 0
+#endif
+
+/* ---- one head's two products on AVX-512 ----
+ * With d = 16 channels a head and 49 or 64 positions the products are far
+ * too small for a gemm library's packing to pay; these loops compute them
+ * in place. Each score is Σ_c in channel order, each output Σ_j in key
+ * order, whatever thread runs the head. */
+#if ATTN_X86
+#define T512 __attribute__((target("avx512f")))
+
+static inline T512 __mmask16 lanes(int n)
+{
+    return (__mmask16)(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
+}
+
+/* a (HW, HW) = scale · QᵀK; q, k: (d, HW) */
+static T512 void scores512(float *a, const float *q, const float *k, int d, int HW, float scale)
+{
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int j0 = 0; j0 < HW; j0 += 64) {
+        __mmask16 m0 = lanes(HW - j0), m1 = lanes(HW - j0 - 16), m2 = lanes(HW - j0 - 32),
+                  m3 = lanes(HW - j0 - 48);
+        for (int i = 0; i < HW; i++) {
+            __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+            for (int c = 0; c < d; c++) {
+                const float *kr = k + (size_t)c * HW + j0;
+                __m512 x = _mm512_set1_ps(q[(size_t)c * HW + i]);
+                c0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, kr), c0);
+                c1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, kr + 16), c1);
+                c2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m2, kr + 32), c2);
+                c3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m3, kr + 48), c3);
+            }
+            float *ar = a + (size_t)i * HW + j0;
+            _mm512_mask_storeu_ps(ar, m0, _mm512_mul_ps(c0, sc));
+            _mm512_mask_storeu_ps(ar + 16, m1, _mm512_mul_ps(c1, sc));
+            _mm512_mask_storeu_ps(ar + 32, m2, _mm512_mul_ps(c2, sc));
+            _mm512_mask_storeu_ps(ar + 48, m3, _mm512_mul_ps(c3, sc));
+        }
+    }
+}
+
+/* o (d, HW): o[c][i] = Σ_j v[c][j] · a[i][j], 16 channels a vector, from
+ * vt = vᵀ (HW, d) */
+static T512 void pv512(float *o, const float *v, const float *a, float *vt, int d, int HW)
+{
+    for (int c = 0; c < d; c++)
+        for (int j = 0; j < HW; j++)
+            vt[(size_t)j * d + c] = v[(size_t)c * HW + j];
+    __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(HW));
+    for (int c0 = 0; c0 < d; c0 += 16) {
+        __mmask16 m = lanes(d - c0);
+        for (int i = 0; i < HW; i++) {
+            const float *ar = a + (size_t)i * HW;
+            __m512 acc = _mm512_setzero_ps();
+            for (int j = 0; j < HW; j++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(ar[j]),
+                                      _mm512_maskz_loadu_ps(m, vt + (size_t)j * d + c0), acc);
+            _mm512_mask_i32scatter_ps(o + (size_t)c0 * HW + i, m, idx, acc, 4);
+        }
+    }
+}
+#endif
+
+static int attn_avx512(void)
+{
+#if ATTN_X86
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
 static bfn_conv2d_shape pointwise(int cin, int cout, int HW)
 {
     bfn_conv2d_shape c = {.cin = cin, .h = 1, .w = HW, .cout = cout, .k = 1, .stride = 1, .pad = 0};
@@ -33,13 +112,13 @@ static size_t conv_piece_ws(const bfn_attn_shape *s)
     return bfn_conv2d_piece_ws(&c);
 }
 
-/* Workspace: forward, per image, h = GroupNorm(in) (C, HW) and the five
- * conv pieces' blocks; backward, for B images, h, dh, dO (B, C, HW), dqkv
- * (B, 3C, HW) and dP (HW, HW). */
+/* Workspace: forward, per image, h = GroupNorm(in) (C, HW), the five
+ * conv pieces' blocks and each head's Vᵀ (C, HW in all); backward, for B
+ * images, h, dh, dO (B, C, HW), dqkv (B, 3C, HW) and dP (HW, HW). */
 size_t bfn_attention_workspace(int B, const bfn_attn_shape *s)
 {
     size_t chw = (size_t)s->C * s->HW;
-    size_t fwd = chw + 5 * conv_piece_ws(s);
+    size_t fwd = 2 * chw + 5 * conv_piece_ws(s);
     size_t back = 6 * chw * B + (size_t)s->HW * s->HW;
     return fwd > back ? fwd : back;
 }
@@ -78,14 +157,25 @@ void bfn_attention_forward_piece(float *out, const bfn_attn_saved *sv, const flo
         const float *qq = sv->qkv + (size_t)q * d * HW;
         const float *k = qq + chw, *v = qq + 2 * chw;
         float *a = sv->att + (size_t)q * HW * HW, *o = sv->o + (size_t)q * d * HW;
-        bfn_gemm_serial(1, 0, HW, HW, d, 1.0f / sqrtf((float)d), qq, HW, k, HW, 0.0f, a, HW);
+        int vec = attn_avx512();
+#if ATTN_X86
+        if (vec)
+            scores512(a, qq, k, d, HW, 1.0f / sqrtf((float)d));
+#endif
+        if (!vec)
+            bfn_gemm_serial(1, 0, HW, HW, d, 1.0f / sqrtf((float)d), qq, HW, k, HW, 0.0f, a, HW);
         for (int i = 0; i < HW; i++) {
             float *r = a + (size_t)i * HW, m = r[0];
             for (int j = 1; j < HW; j++)
                 m = r[j] > m ? r[j] : m;
             bfn_vec_affine(r, r, HW, (float)(1.0 / bfn_vec_exp_shift(r, r, HW, m)), 0.0f, 0);
         }
-        bfn_gemm_serial(0, 1, d, HW, HW, 1.0f, v, HW, a, HW, 0.0f, o, HW);
+#if ATTN_X86
+        if (vec)
+            pv512(o, v, a, ws + chw + 5 * cw + (size_t)q * d * HW, d, HW);
+#endif
+        if (!vec)
+            bfn_gemm_serial(0, 1, d, HW, HW, 1.0f, v, HW, a, HW, 0.0f, o, HW);
     } else { /* out rows of piece q = in + proj(O) + bias */
         int rows = C / proj_pieces(s), r0 = q * rows;
         bfn_conv2d_shape c = pointwise(C, rows, HW);
