@@ -13,7 +13,7 @@ threads=2
 [ "${1:-}" = "--threads" ] && threads=${2:?}
 case "$name" in
   mnist)
-    run=(--steps 30000 --val-every 250 --val-batches 5 --ckpt-every 250)
+    run=(--steps 42000 --val-every 250 --val-batches 5 --ckpt-every 250)
     recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
             --notes "28x28 default U-Net, beta1 3, batch 64") ;;
   twodigit)
