@@ -11,35 +11,22 @@
 
 #include "bfn/gemm.h"
 #include "net/layers.h"
+#include "net/simd.h"
 #include "net/vec.h"
-
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define ATTN_X86 1
-#include <immintrin.h>
-#else
-#define ATTN_X86 0
-#endif
 
 /* ---- one head's two products on AVX-512 ----
  * With d = 16 channels a head and 49 or 64 positions the products are far
  * too small for a gemm library's packing to pay; these loops compute them
  * in place. Each score is Σ_c in channel order, each output Σ_j in key
  * order, whatever thread runs the head. */
-#if ATTN_X86
-#define T512 __attribute__((target("avx512f")))
-
-static inline T512 __mmask16 lanes(int n)
-{
-    return (__mmask16)(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
-}
-
+#if BFN_X86
 /* a (HW, HW) = scale · QᵀK; q, k: (d, HW) */
-static T512 void scores512(float *a, const float *q, const float *k, int d, int HW, float scale)
+static BFN_T512 void scores512(float *a, const float *q, const float *k, int d, int HW, float scale)
 {
     __m512 sc = _mm512_set1_ps(scale);
     for (int j0 = 0; j0 < HW; j0 += 64) {
-        __mmask16 m0 = lanes(HW - j0), m1 = lanes(HW - j0 - 16), m2 = lanes(HW - j0 - 32),
-                  m3 = lanes(HW - j0 - 48);
+        __mmask16 m0 = bfn_lanes16(HW - j0), m1 = bfn_lanes16(HW - j0 - 16);
+        __mmask16 m2 = bfn_lanes16(HW - j0 - 32), m3 = bfn_lanes16(HW - j0 - 48);
         for (int i = 0; i < HW; i++) {
             __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
             for (int c = 0; c < d; c++) {
@@ -61,7 +48,7 @@ static T512 void scores512(float *a, const float *q, const float *k, int d, int 
 
 /* o (d, HW): o[c][i] = Σ_j v[c][j] · a[i][j], 16 channels a vector, from
  * vt = vᵀ (HW, d) */
-static T512 void pv512(float *o, const float *v, const float *a, float *vt, int d, int HW)
+static BFN_T512 void pv512(float *o, const float *v, const float *a, float *vt, int d, int HW)
 {
     for (int c = 0; c < d; c++)
         for (int j = 0; j < HW; j++)
@@ -70,7 +57,7 @@ static T512 void pv512(float *o, const float *v, const float *a, float *vt, int 
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32(HW));
     for (int c0 = 0; c0 < d; c0 += 16) {
-        __mmask16 m = lanes(d - c0);
+        __mmask16 m = bfn_lanes16(d - c0);
         for (int i = 0; i < HW; i++) {
             const float *ar = a + (size_t)i * HW;
             __m512 acc = _mm512_setzero_ps();
@@ -83,13 +70,30 @@ static T512 void pv512(float *o, const float *v, const float *a, float *vt, int 
 }
 #endif
 
-static int attn_avx512(void)
+/* One head: a (HW, HW) = scale · QᵀK, and o (d, HW) = V · Pᵀ with P = a
+ * (vt: HW · d floats of scratch); single-threaded sgemm where the loops
+ * above are not available. */
+static void head_scores(float *a, const float *q, const float *k, int d, int HW, float scale)
 {
-#if ATTN_X86
-    return __builtin_cpu_supports("avx512f");
-#else
-    return 0;
+#if BFN_X86
+    if (bfn_convk_isa() == BFN_CONVK_AVX512) {
+        scores512(a, q, k, d, HW, scale);
+        return;
+    }
 #endif
+    bfn_gemm_serial(1, 0, HW, HW, d, scale, q, HW, k, HW, 0.0f, a, HW);
+}
+
+static void head_pv(float *o, const float *v, const float *a, float *vt, int d, int HW)
+{
+#if BFN_X86
+    if (bfn_convk_isa() == BFN_CONVK_AVX512) {
+        pv512(o, v, a, vt, d, HW);
+        return;
+    }
+#endif
+    (void)vt;
+    bfn_gemm_serial(0, 1, d, HW, HW, 1.0f, v, HW, a, HW, 0.0f, o, HW);
 }
 
 static bfn_conv2d_shape pointwise(int cin, int cout, int HW)
@@ -157,25 +161,14 @@ void bfn_attention_forward_piece(float *out, const bfn_attn_saved *sv, const flo
         const float *qq = sv->qkv + (size_t)q * d * HW;
         const float *k = qq + chw, *v = qq + 2 * chw;
         float *a = sv->att + (size_t)q * HW * HW, *o = sv->o + (size_t)q * d * HW;
-        int vec = attn_avx512();
-#if ATTN_X86
-        if (vec)
-            scores512(a, qq, k, d, HW, 1.0f / sqrtf((float)d));
-#endif
-        if (!vec)
-            bfn_gemm_serial(1, 0, HW, HW, d, 1.0f / sqrtf((float)d), qq, HW, k, HW, 0.0f, a, HW);
+        head_scores(a, qq, k, d, HW, 1.0f / sqrtf((float)d));
         for (int i = 0; i < HW; i++) {
             float *r = a + (size_t)i * HW, m = r[0];
             for (int j = 1; j < HW; j++)
                 m = r[j] > m ? r[j] : m;
             bfn_vec_affine(r, r, HW, (float)(1.0 / bfn_vec_exp_shift(r, r, HW, m)), 0.0f, 0);
         }
-#if ATTN_X86
-        if (vec)
-            pv512(o, v, a, ws + chw + 5 * cw + (size_t)q * d * HW, d, HW);
-#endif
-        if (!vec)
-            bfn_gemm_serial(0, 1, d, HW, HW, 1.0f, v, HW, a, HW, 0.0f, o, HW);
+        head_pv(o, v, a, ws + chw + 5 * cw + (size_t)q * d * HW, d, HW);
     } else { /* out rows of piece q = in + proj(O) + bias */
         int rows = C / proj_pieces(s), r0 = q * rows;
         bfn_conv2d_shape c = pointwise(C, rows, HW);

@@ -24,13 +24,9 @@
 #include <string.h>
 
 #include "net/layers.h"
+#include "net/simd.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define CONVK_X86 1
-#include <immintrin.h>
-#else
-#define CONVK_X86 0
-#endif
+#define CONVK_X86 BFN_X86
 
 #define NR_MAX 48
 #define MR_MAX 8
@@ -169,12 +165,6 @@ static size_t pad_rows_c(float *data, const float *in, const bfn_conv2d_shape *s
 }
 
 #if CONVK_X86
-/* The first min(n, 16) of 16 lanes. */
-static inline __mmask16 lanes16(int n)
-{
-    return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
-}
-
 /* The same with masked vector moves: a plane is many short rows, too
  * short for memcpy and memset calls to pay. */
 __attribute__((target("avx512f"))) static size_t
@@ -189,15 +179,15 @@ pad_rows512(float *data, const float *in, const bfn_conv2d_shape *s, int iy0, in
         for (int r = 0; r < rows; r++, d += wp) {
             int iy = iy0 + r;
             for (int x = 0; x < pad; x += 16)
-                _mm512_mask_storeu_ps(d + x, lanes16(pad - x), z);
+                _mm512_mask_storeu_ps(d + x, bfn_lanes16(pad - x), z);
             for (int x = 0; x < w; x += 16) {
-                __mmask16 k = lanes16(w - x);
+                __mmask16 k = bfn_lanes16(w - x);
                 __m512 v = iy < 0 || iy >= s->h ? z : _mm512_maskz_loadu_ps(k, src + iy * w + x);
                 _mm512_mask_storeu_ps(d + pad + x, k, v);
             }
         }
         for (int x = 0; x < pad; x += 16)
-            _mm512_mask_storeu_ps(d + x, lanes16(pad - x), z);
+            _mm512_mask_storeu_ps(d + x, bfn_lanes16(pad - x), z);
     }
     return plane;
 }
@@ -341,7 +331,7 @@ static T512 void tile512(int K, int rows, const float *A, size_t lda, const floa
                          float *out, const float *add, size_t ldc)
 {
     int nv = (n + 15) / 16, r = n - 16 * (nv - 1);
-    __mmask16 lm = lanes16(r);
+    __mmask16 lm = bfn_lanes16(r);
     if (nv == 3)
         kern512_3(K, rows, A, lda, bias, B, boff, lm, sg, vs, out, add, ldc);
     else if (nv == 2)
@@ -576,6 +566,36 @@ static T512 void cv_tile(int K, const float *const *pos, int np, const int *boff
     CV6(CV_ST)
 }
 
+/* Where small-grid position (y, x) writes: column (step·y + dy)·width +
+ * step·x + dx of the output rows (step 1: the position itself; step 2:
+ * one phase of an image twice the size). */
+typedef struct {
+    int step, dy, dx, width;
+} out_map;
+
+/* Positions [p0, p1) of an image wo wide, each read on the padded grid
+ * `data` (rows wp floats, the first holding image row r0 − pad) through
+ * the K taps boff, six positions × 64 channels a tile, written through m
+ * into out (cout rows of n1). */
+static void cv_range(float *out, size_t n1, out_map m, const float *data, int r0, int wo, int wp,
+                     int K, const int *boff, const float *wt, int cout, const float *bias,
+                     const float *add, int p0, int p1)
+{
+    float zero[64] = {0};
+    for (int q = p0; q < p1; q += 6) {
+        const float *pos[6];
+        int np = p1 - q < 6 ? p1 - q : 6, opos[6];
+        for (int i = 0; i < np; i++) {
+            int y = (q + i) / wo, x = (q + i) % wo;
+            pos[i] = data + (size_t)(y - r0) * wp + x;
+            opos[i] = (m.step * y + m.dy) * m.width + m.step * x + m.dx;
+        }
+        for (int c0 = 0; c0 < cout; c0 += 64)
+            cv_tile(K, pos, np, boff, wt + c0, (size_t)cout, bias ? bias + c0 : zero,
+                    out + (size_t)c0 * n1, add ? add + (size_t)c0 * n1 : NULL, n1, opos);
+    }
+}
+
 void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const float *bias,
                           const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
 {
@@ -583,22 +603,12 @@ void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const fl
     int K = s->cin * s->k * s->k, pad = s->pad, wp = wo + pad;
     int *boff = (int *)ws;
     float *data = align64(ws + K);
-    float zero[64] = {0};
     if (p1 <= p0)
         return;
     int r0 = p0 / wo, r1 = (p1 + wo - 1) / wo;
     tap_offsets(boff, s, pad_rows(ISA_AVX512, data, in, s, r0 - pad, r1 - r0 + 2 * pad), wp);
-    for (int q = p0; q < p1; q += 6) {
-        const float *pos[6];
-        int np = p1 - q < 6 ? p1 - q : 6, opos[6];
-        for (int i = 0; i < np; i++) {
-            pos[i] = data + (size_t)((q + i) / wo - r0) * wp + (q + i) % wo;
-            opos[i] = q + i;
-        }
-        for (int c0 = 0; c0 < s->cout; c0 += 64)
-            cv_tile(K, pos, np, boff, wt + c0, (size_t)s->cout, bias ? bias + c0 : zero,
-                    out + (size_t)c0 * n1, add ? add + (size_t)c0 * n1 : NULL, (size_t)n1, opos);
-    }
+    out_map same = {1, 0, 0, wo};
+    cv_range(out, (size_t)n1, same, data, r0, wo, wp, K, boff, wt, s->cout, bias, add, p0, p1);
 }
 #else
 void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const float *bias,
@@ -662,7 +672,7 @@ T512 void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32(s->cin * 9));
     for (size_t c0 = 0; c0 < C; c0 += 16) {
-        __mmask16 m = lanes16((int)(C - c0));
+        __mmask16 m = bfn_lanes16((int)(C - c0));
         for (int ci = 0; ci < s->cin; ci++) {
             const float *src = w + (c0 * s->cin + ci) * 9;
             __m512 t[9];
@@ -683,22 +693,14 @@ T512 void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape
         }
     }
 }
-#else
-void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape *s)
-{
-    (void)wu, (void)w, (void)s; /* never supported without AVX-512 */
-}
-#endif
 
-#if CONVK_X86
 void bfn_convk_forward_up(float *out, const float *in, const float *wu, const float *bias,
                           const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
 {
     bfn_conv2d_shape l = up_low(s);
-    int wo = l.w, n1 = s->h * s->w, wp = wo + 1, K4 = l.cin * 4;
+    int wo = l.w, wp = wo + 1, K4 = l.cin * 4;
     int *boff = (int *)ws;
     float *data = align64(ws + (size_t)l.cin * 9);
-    float zero[64] = {0};
     if (p1 <= p0)
         return;
     int r0 = p0 / wo, r1 = (p1 + wo - 1) / wo;
@@ -710,23 +712,17 @@ void bfn_convk_forward_up(float *out, const float *in, const float *wu, const fl
             for (int a = 0; a < 2; a++)
                 for (int b = 0; b < 2; b++)
                     boff[ci * 4 + a * 2 + b] = (int)(ci * plane + (size_t)(py + a) * wp + px + b);
-        const float *wph = wu + (size_t)ph * K4 * l.cout;
-        for (int q = p0; q < p1; q += 6) {
-            const float *pos[6];
-            int np = p1 - q < 6 ? p1 - q : 6, opos[6];
-            for (int i = 0; i < np; i++) {
-                int y = (q + i) / wo, x = (q + i) % wo;
-                pos[i] = data + (size_t)(y - r0) * wp + x;
-                opos[i] = (2 * y + py) * s->w + 2 * x + px;
-            }
-            for (int c0 = 0; c0 < l.cout; c0 += 64)
-                cv_tile(K4, pos, np, boff, wph + c0, (size_t)l.cout, bias ? bias + c0 : zero,
-                        out + (size_t)c0 * n1, add ? add + (size_t)c0 * n1 : NULL, (size_t)n1,
-                        opos);
-        }
+        out_map phase = {2, py, px, s->w};
+        cv_range(out, (size_t)s->h * s->w, phase, data, r0, wo, wp, K4, boff,
+                 wu + (size_t)ph * K4 * l.cout, l.cout, bias, add, p0, p1);
     }
 }
 #else
+void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape *s)
+{
+    (void)wu, (void)w, (void)s; /* never supported without AVX-512 */
+}
+
 void bfn_convk_forward_up(float *out, const float *in, const float *wu, const float *bias,
                           const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
 {

@@ -171,7 +171,9 @@ struct bfn_net {
     size_t n_wt;
     float *wt;      /* flipped kernels of the transposable convs, for backward */
     size_t n_wcv;
-    float *wcv;     /* wᵀ of the channel-vector convs, for batched forwards */
+    float *wcv;     /* wᵀ of the channel-vector convs, for batched forwards, and the
+                     * summed phase weights of the upsampling convs (up_on) */
+    int n_up;       /* convs with up_on */
     float *gpart;   /* gradient arrays of shards 1.. (lazily allocated) */
     int n_gpart;
     size_t n_dwt;
@@ -428,6 +430,7 @@ static int add_upconv(bfn_net *n, int in, int cout, const char *prefix)
         c->wup = take(&n->n_wcv, bfn_convk_up_weights_size(&c->s));
         grow_max(&n->n_piece_ws, bfn_convk_up_workspace(&c->s));
         u->fused = 1;
+        n->n_up++;
     }
     return out;
 }
@@ -1219,7 +1222,7 @@ bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, in
             atomic_init(&n->team_ctr[i], 0);
     }
     j.cv = B >= CV_MIN_BATCH && n->n_wcv > 0;
-    prep_job pj = {n, j.cv, !training && n->n_wcv > 0};
+    prep_job pj = {n, j.cv, !training && n->n_up > 0};
     if (pj.cv || pj.up)
         bfn_pool_run(n->pool, T, prep_worker, &pj);
     bfn_pool_run(n->pool, j.shared ? T : (B < T ? B : T), forward_worker, &j);
