@@ -1060,7 +1060,8 @@ static void op_forward_image(fwd_job *j, int i, team *tm, const scratch *sh, con
     team_end(tm, np);
 }
 
-static void forward_image(fwd_job *j, team *tm, const scratch *sh, const scratch *own, int b)
+static void forward_image(fwd_job *j, team *tm, const scratch *sh, const scratch *own, int b,
+                          int slot)
 {
     bfn_net *n = j->n;
     const bfn_net_config *c = &n->cfg;
@@ -1068,13 +1069,13 @@ static void forward_image(fwd_job *j, team *tm, const scratch *sh, const scratch
 
     /* pieces: the time embedding, then each plane of the network input
      * (x and a constant plane holding t) */
-    float *xin = IMG(n, n->streams[0].act, b, (size_t)(n->in_ch + 1) * hw);
+    float *xin = IMG(n, n->streams[0].act, slot, (size_t)(n->in_ch + 1) * hw);
     int np = n->in_ch + 2;
     while ((q = team_claim(tm, np)) >= 0) {
         if (q == 0) {
             bfn_temb_params tp = temb_params(n);
-            bfn_temb_saved ts = temb_saved(n, b);
-            bfn_temb_forward(IMG(n, n->t_e, b, D), &ts, j->t + b, &tp, 1, D);
+            bfn_temb_saved ts = temb_saved(n, slot);
+            bfn_temb_forward(IMG(n, n->t_e, slot, D), &ts, j->t + b, &tp, 1, D);
         } else if (q - 1 < n->in_ch) {
             memcpy(xin + (size_t)(q - 1) * hw, j->x + ((size_t)b * n->in_ch + q - 1) * hw,
                    sizeof(float) * hw);
@@ -1087,13 +1088,13 @@ static void forward_image(fwd_job *j, team *tm, const scratch *sh, const scratch
     team_end(tm, np);
 
     for (int i = 0; i < n->n_ops; i++)
-        op_forward_image(j, i, tm, sh, own, b);
+        op_forward_image(j, i, tm, sh, own, slot);
 
     const stream *h = &n->streams[n->head_in];
     const conv_rec *oc = &n->out_conv;
     while ((q = team_claim(tm, G)) >= 0) {
-        gn_silu_group(sh->s1, IMG(n, n->out_mean, b, G), IMG(n, n->out_rstd, b, G),
-                      IMG(n, h->act, b, stream_size(h)), PAR(n, n->out_norm_w),
+        gn_silu_group(sh->s1, IMG(n, n->out_mean, slot, G), IMG(n, n->out_rstd, slot, G),
+                      IMG(n, h->act, slot, stream_size(h)), PAR(n, n->out_norm_w),
                       PAR(n, n->out_norm_b), h->c, hw, G, q);
         team_done(tm);
     }
@@ -1115,14 +1116,14 @@ static void forward_worker(void *arg, int tid, int nthreads)
         team tm = {nthreads, j->n->team_ctr, 0, 0};
         scratch sh = scratch_of(j->n, 0), own = scratch_of(j->n, tid);
         for (int b = 0; b < j->B; b++)
-            forward_image(j, &tm, &sh, &own, b);
+            forward_image(j, &tm, &sh, &own, b, j->training ? b : 0);
         return;
     }
     team tm = {1, NULL, 0, 0};
     scratch own = scratch_of(j->n, tid);
     int b;
     while ((b = atomic_fetch_add(&j->next, 1)) < j->B)
-        forward_image(j, &tm, &own, &own, b);
+        forward_image(j, &tm, &own, &own, b, j->training ? b : tid);
 }
 
 /* The weights the forward's kernels read other than as stored, from the
