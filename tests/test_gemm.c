@@ -84,11 +84,13 @@ static void check_case(int ta, int tb, int M, int N, int K, int pad, float alpha
 
 static void test_gemm_matches_naive_all_transposes(void)
 {
+    /* M = 1 goes to a matrix-vector product: small and kernel-sized */
     static const int sizes[][3] = {{1, 1, 1}, {7, 5, 13}, {33, 17, 65}, {64, 1, 9},
-                                   {1, 31, 3}, {70, 45, 129}};
+                                   {1, 31, 3}, {70, 45, 129}, {1, 200, 150}};
+    const int n_sizes = (int)(sizeof sizes / sizeof sizes[0]);
     for (int ta = 0; ta <= 1; ta++)
         for (int tb = 0; tb <= 1; tb++)
-            for (int s = 0; s < 6; s++) {
+            for (int s = 0; s < n_sizes; s++) {
                 check_case(ta, tb, sizes[s][0], sizes[s][1], sizes[s][2], 0, 1.0f, 0.0f);
                 check_case(ta, tb, sizes[s][0], sizes[s][1], sizes[s][2], 3, 1.0f, 1.0f);
                 check_case(ta, tb, sizes[s][0], sizes[s][1], sizes[s][2], 5, -0.5f, 0.0f);

@@ -64,7 +64,11 @@ void bfn_net_destroy(bfn_net *net);
 const bfn_net_config *bfn_net_get_config(const bfn_net *net);
 int bfn_net_max_batch(const bfn_net *net);
 
-/* Parameters live in one flat array; gradients in another of the same size. */
+/* Parameters live in one flat array; gradients in another of the same size.
+ * The net keeps weights derived from the parameters between forwards;
+ * bfn_net_params marks them stale, so write the parameters only through a
+ * pointer taken after the last bfn_net_forward (debug builds abort on a
+ * forward that finds them written behind its back). */
 size_t bfn_net_param_count(const bfn_net *net);
 float *bfn_net_params(bfn_net *net);
 float *bfn_net_grads(bfn_net *net);

@@ -93,6 +93,13 @@ void bfn_gemm_serial(int trans_a, int trans_b, int M, int N, int K, float alpha,
         beta_only(M, N, beta, C, ldc);
         return;
     }
+    if (M == 1) {
+        /* one row (a time projection, a one-channel conv): a matrix-vector
+         * product, which reads op(B) once instead of packing it first */
+        cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? N : K,
+                    trans_b ? K : N, alpha, B, ldb, A, trans_a ? lda : 1, beta, C, 1);
+        return;
+    }
     sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

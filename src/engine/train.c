@@ -264,8 +264,8 @@ bfn_status bfn_trainer_validate(bfn_trainer *tr, bfn_batch_fn get_batch, void *u
         st = batch_loss(tr, get_batch, user, &r, 0, 0, &l, err);
         sum += l;
     }
-    if (ema)
-        memcpy(p, tr->scratch, tr->np * sizeof(float));
+    if (ema) /* a fresh pointer: the forwards above kept weights derived from p */
+        memcpy(bfn_net_params(tr->net), tr->scratch, tr->np * sizeof(float));
     if (st == BFN_OK)
         *loss = n_batches > 0 ? sum / n_batches : 0.0;
     return st;

@@ -174,6 +174,8 @@ struct bfn_net {
     float *wcv;     /* wᵀ of the channel-vector convs, for batched forwards, and the
                      * summed phase weights of the upsampling convs (up_on) */
     int n_up;       /* convs with up_on */
+    int fresh_cv, fresh_up; /* 1: wcv holds the wᵀ / phase weights of the current params
+                             * (cleared by bfn_net_params and bfn_net_init_params) */
     float *gpart;   /* gradient arrays of shards 1.. (lazily allocated) */
     int n_gpart;
     size_t n_dwt;
@@ -688,7 +690,11 @@ void bfn_net_destroy(bfn_net *n)
 const bfn_net_config *bfn_net_get_config(const bfn_net *n) { return &n->cfg; }
 int bfn_net_max_batch(const bfn_net *n) { return n->max_batch; }
 size_t bfn_net_param_count(const bfn_net *n) { return n->n_params; }
-float *bfn_net_params(bfn_net *n) { return n->params; }
+float *bfn_net_params(bfn_net *n)
+{
+    n->fresh_cv = n->fresh_up = 0; /* the caller may write them */
+    return n->params;
+}
 float *bfn_net_grads(bfn_net *n) { return n->grads; }
 int bfn_net_tensor_count(const bfn_net *n) { return n->n_tensors; }
 double bfn_net_flops_per_image(const bfn_net *n) { return n->flops; }
@@ -710,6 +716,7 @@ void bfn_net_init_params(bfn_net *n, uint64_t seed)
 {
     bfn_rng root;
     bfn_rng_init(&root, seed, 0x6E6574696E6974ULL /* "netinit" */);
+    n->fresh_cv = n->fresh_up = 0;
     for (int i = 0; i < n->n_tensors; i++) {
         const tensor_rec *t = &n->tensors[i];
         size_t size = 1;
@@ -1147,6 +1154,37 @@ static void prep_worker(void *arg, int tid, int nthreads)
     }
 }
 
+#ifdef BFN_DEBUG_CHECKS
+/* Debug builds (BFN_DEBUG_CHECKS): the kept weights (cv, up: those this call reuses) must
+ * equal the ones the current parameters give, else parameters were written
+ * through a pointer taken before the last forward (see bfn_net_params). */
+static void check_prepared(bfn_net *n, int cv, int up)
+{
+    float *w = (cv || up) ? malloc(sizeof(float) * n->n_wcv) : NULL;
+    for (int i = 0; w && i < n->n_convs; i++) {
+        const conv_rec *c = n->convs[i];
+        int stale = 0;
+        if (cv && c->cv_on) {
+            bfn_convk_cv_transpose(w + c->wcv, PAR(n, c->w), &c->s);
+            size_t len = (size_t)c->s.cout * c->s.cin * c->s.k * c->s.k;
+            stale |= memcmp(w + c->wcv, n->wcv + c->wcv, sizeof(float) * len) != 0;
+        }
+        if (up && c->up_on) {
+            bfn_convk_up_weights(w + c->wup, PAR(n, c->w), &c->s);
+            size_t len = bfn_convk_up_weights_size(&c->s);
+            stale |= memcmp(w + c->wup, n->wcv + c->wup, sizeof(float) * len) != 0;
+        }
+        if (stale) {
+            fprintf(stderr, "bfn_net_forward: conv %d's kept weights are stale: parameters "
+                            "were written without calling bfn_net_params after a forward\n",
+                    i);
+            abort();
+        }
+    }
+    free(w);
+}
+#endif
+
 /* Threads for this call (the net's own setting, else the process-wide
  * one), with BLAS single-threaded until end_parallel: the net splits the
  * work itself. */
@@ -1223,9 +1261,14 @@ bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, in
             atomic_init(&n->team_ctr[i], 0);
     }
     j.cv = B >= CV_MIN_BATCH && n->n_wcv > 0;
-    prep_job pj = {n, j.cv, !training && n->n_up > 0};
+    prep_job pj = {n, j.cv && !n->fresh_cv, !training && n->n_up > 0 && !n->fresh_up};
+#ifdef BFN_DEBUG_CHECKS
+    check_prepared(n, j.cv && n->fresh_cv, !training && n->n_up > 0 && n->fresh_up);
+#endif
     if (pj.cv || pj.up)
         bfn_pool_run(n->pool, T, prep_worker, &pj);
+    n->fresh_cv |= pj.cv;
+    n->fresh_up |= pj.up;
     bfn_pool_run(n->pool, j.shared ? T : (B < T ? B : T), forward_worker, &j);
     end_parallel();
     bfn_fp_restore(fp);
