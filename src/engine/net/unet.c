@@ -75,6 +75,8 @@
 typedef struct {
     int c, h, w;
     size_t act, grad; /* offsets into net->act and net->dact, (max_batch, c, h, w) */
+    size_t ld;        /* floats from one image's values to the next's in act: c·h·w, or
+                       * the concatenation's when the stream lives inside one */
 } stream;
 
 typedef struct {
@@ -266,6 +268,7 @@ static int add_stream(bfn_net *n, int c, int h, int w)
     s->h = h;
     s->w = w;
     s->act = take(&n->n_act, sz);
+    s->ld = (size_t)c * h * w;
     s->grad = take(&n->n_dact, sz);
     return n->n_streams++;
 }
@@ -437,12 +440,24 @@ static int add_upconv(bfn_net *n, int in, int cout, const char *prefix)
     return out;
 }
 
+/* The concatenation's inputs live inside it (its channels [0, a.c) and
+ * [a.c, a.c + b.c) of every image), so the ops that write them write the
+ * concatenation and its forward copies nothing. Each stream is an input of
+ * at most one concatenation (the decoder's own and the encoder's skips,
+ * each used once), and never the output of one. Their gradients stay
+ * separate arrays. */
 static int add_concat(bfn_net *n, int a, int b)
 {
     if (n->build_failed)
         return 0;
     stream x = n->streams[a];
     int out = add_stream(n, x.c + n->streams[b].c, x.h, x.w);
+    if (n->build_failed)
+        return out;
+    stream *so = &n->streams[out], *sa = &n->streams[a], *sb = &n->streams[b];
+    sa->act = so->act;
+    sb->act = so->act + (size_t)sa->c * sa->h * sa->w;
+    sa->ld = sb->ld = so->ld;
     add_op(n, OP_CONCAT, a, b, out);
     return out;
 }
@@ -833,6 +848,12 @@ static size_t stream_size(const stream *s)
     return (size_t)s->c * s->h * s->w;
 }
 
+/* Image b's values of stream s. */
+static inline float *ACT(bfn_net *n, const stream *s, int b)
+{
+    return n->act + s->act + (size_t)b * s->ld;
+}
+
 static bfn_attn_params attn_params(bfn_net *n, const attn_rec *t)
 {
     bfn_attn_params p = {PAR(n, t->norm_w), PAR(n, t->norm_b), PAR(n, t->qkv_w),
@@ -913,9 +934,9 @@ static void res_forward_image(fwd_job *j, const op *o, int op_index, team *tm, c
     const res_rec *r = &o->u.res;
     int G = n->cfg.groups, D = n->cfg.temb_dim, hw = r->hw, cin = r->cin, cout = r->cout;
     float p = n->cfg.dropout;
-    size_t nin = (size_t)cin * hw, nout = (size_t)cout * hw;
-    const float *x = IMG(n, n->streams[o->in].act, b, nin);
-    float *out = IMG(n, n->streams[o->out].act, b, nout), *h1 = IMG(n, r->h1, b, nout);
+    size_t nout = (size_t)cout * hw;
+    const float *x = ACT(n, &n->streams[o->in], b);
+    float *out = ACT(n, &n->streams[o->out], b), *h1 = IMG(n, r->h1, b, nout);
     float *mean1 = IMG(n, r->mean1, b, G), *rstd1 = IMG(n, r->rstd1, b, G);
     float *mean2 = IMG(n, r->mean2, b, G), *rstd2 = IMG(n, r->rstd2, b, G);
     int q, p0, p1, npc = team_conv_pieces(tm, &r->conv1.s);
@@ -985,16 +1006,15 @@ static void op_forward_image(fwd_job *j, int i, team *tm, const scratch *sh, con
     bfn_net *n = j->n;
     const op *o = &n->ops[i];
     const stream *si = &n->streams[o->in], *so = &n->streams[o->out];
-    size_t nin = stream_size(si), nout = stream_size(so);
-    const float *in = IMG(n, si->act, b, nin);
-    float *out = IMG(n, so->act, b, nout);
+    const float *in = ACT(n, si, b);
+    float *out = ACT(n, so, b);
     int q, lo, hi, np = 1;
     switch (o->kind) {
     case OP_CONV: {
         const conv_rec *c = &o->u.conv;
         if (c->up_on && !j->training) {
             const stream *su = &n->streams[c->up_in];
-            const float *small = IMG(n, su->act, b, stream_size(su));
+            const float *small = ACT(n, su, b);
             bfn_conv2d_shape l = c->s;
             l.h = su->h;
             l.w = su->w;
@@ -1049,20 +1069,8 @@ static void op_forward_image(fwd_job *j, int i, team *tm, const scratch *sh, con
         }
         break;
     }
-    case OP_CONCAT: {
-        const stream *s2 = &n->streams[o->in2];
-        size_t hw = (size_t)si->h * si->w;
-        const float *in2 = IMG(n, s2->act, b, stream_size(s2));
-        np = BLOCKS;
-        while ((q = team_claim(tm, np)) >= 0) {
-            block_range(so->c, q, &lo, &hi);
-            for (int c = lo; c < hi; c++)
-                memcpy(out + c * hw, c < si->c ? in + c * hw : in2 + (c - si->c) * hw,
-                       sizeof(float) * hw);
-            team_done(tm);
-        }
-        break;
-    }
+    case OP_CONCAT:
+        return; /* its inputs were written in place (add_concat) */
     }
     team_end(tm, np);
 }
@@ -1076,7 +1084,7 @@ static void forward_image(fwd_job *j, team *tm, const scratch *sh, const scratch
 
     /* pieces: the time embedding, then each plane of the network input
      * (x and a constant plane holding t) */
-    float *xin = IMG(n, n->streams[0].act, slot, (size_t)(n->in_ch + 1) * hw);
+    float *xin = ACT(n, &n->streams[0], slot);
     int np = n->in_ch + 2;
     while ((q = team_claim(tm, np)) >= 0) {
         if (q == 0) {
@@ -1101,7 +1109,7 @@ static void forward_image(fwd_job *j, team *tm, const scratch *sh, const scratch
     const conv_rec *oc = &n->out_conv;
     while ((q = team_claim(tm, G)) >= 0) {
         gn_silu_group(sh->s1, IMG(n, n->out_mean, slot, G), IMG(n, n->out_rstd, slot, G),
-                      IMG(n, h->act, slot, stream_size(h)), PAR(n, n->out_norm_w),
+                      ACT(n, h, slot), PAR(n, n->out_norm_w),
                       PAR(n, n->out_norm_b), h->c, hw, G, q);
         team_done(tm);
     }
@@ -1314,7 +1322,7 @@ static void res_backward_image(bfn_net *n, const op *o, const scratch *sc, const
     int G = n->cfg.groups, D = n->cfg.temb_dim, hw = r->hw, cin = r->cin, cout = r->cout;
     float p = n->cfg.dropout;
     size_t nin = (size_t)cin * hw, nout = (size_t)cout * hw;
-    const float *x = IMG(n, n->streams[o->in].act, b, nin), *h1 = IMG(n, r->h1, b, nout);
+    const float *x = ACT(n, &n->streams[o->in], b), *h1 = IMG(n, r->h1, b, nout);
     float *dx = n->dact + n->streams[o->in].grad + (size_t)b * nin;
     const float *dout = n->dact + n->streams[o->out].grad + (size_t)b * nout;
     const float *mean1 = IMG(n, r->mean1, b, G), *rstd1 = IMG(n, r->rstd1, b, G);
@@ -1368,7 +1376,7 @@ static void op_backward_image(bwd_job *j, const op *o, const scratch *sc, const 
     float *grads = sg->g;
     const stream *si = &n->streams[o->in], *so = &n->streams[o->out];
     size_t nin = stream_size(si), nout = stream_size(so);
-    const float *in = IMG(n, si->act, b, nin);
+    const float *in = ACT(n, si, b);
     float *din = n->dact + si->grad + (size_t)b * nin;
     const float *dout = n->dact + so->grad + (size_t)b * nout;
     switch (o->kind) {
@@ -1423,7 +1431,7 @@ static void backward_image(bwd_job *j, const scratch *sc, const shard_grads *sg,
 
     const stream *h = &n->streams[n->head_in];
     size_t nh = stream_size(h);
-    const float *hx = IMG(n, h->act, b, nh);
+    const float *hx = ACT(n, h, b);
     const float *mean = IMG(n, n->out_mean, b, G), *rstd = IMG(n, n->out_rstd, b, G);
     const conv_rec *oc = &n->out_conv;
     bfn_groupnorm_silu_apply(sc->s1, hx, mean, rstd, PAR(n, n->out_norm_w), PAR(n, n->out_norm_b),
