@@ -663,6 +663,45 @@ static void test_net_inference_upsampling_convs_match_training_pass(void)
     bfn_net_destroy(net);
 }
 
+/* Forwards keep weights derived from the parameters (transposed for the
+ * channel-vector kernels from batch 4, summed phase weights of the
+ * upsampling convs) between calls; parameters written through a fresh
+ * bfn_net_params must reach the next forward, at either batch size. */
+static void test_net_forward_follows_parameter_writes(void)
+{
+    bfn_net_config cfg = bfn_net_config_default(2, 28, 28);
+    cfg.n_res = 1;
+    cfg.dropout = 0.0f;
+    int B = 4, hw = 28 * 28;
+    bfn_net *net = make_net(&cfg, B), *fresh = make_net(&cfg, B);
+    float *x = malloc(sizeof(float) * B * hw), *t = malloc(sizeof(float) * B);
+    float *a = malloc(sizeof(float) * B * hw), *b = malloc(sizeof(float) * B * hw);
+    float *c = malloc(sizeof(float) * B * hw);
+    random_inputs(x, t, B, 1, hw, 72);
+    for (int bs = B; bs >= 1; bs -= B - 1) {
+        randomize_params(net, 73);
+        CHECK(bfn_net_forward(net, x, t, bs, 0, NULL, a) == BFN_OK, "forward, first weights");
+        CHECK(bfn_net_forward(net, x, t, bs, 0, NULL, a) == BFN_OK, "again, kept weights");
+        randomize_params(net, 74); /* writes through bfn_net_params */
+        CHECK(bfn_net_forward(net, x, t, bs, 0, NULL, b) == BFN_OK, "forward, new weights");
+        randomize_params(fresh, 74);
+        CHECK(bfn_net_forward(fresh, x, t, bs, 0, NULL, c) == BFN_OK, "fresh net, new weights");
+        double moved = 0.0;
+        for (int i = 0; i < bs * hw; i++)
+            moved = fmax(moved, fabs(a[i] - b[i]));
+        CHECK(moved > 1e-3, "batch %d: new weights change the logits (max change %g)", bs, moved);
+        double off = 0.0;
+        for (int i = 0; i < bs * hw; i++)
+            off = fmax(off, fabs(b[i] - c[i]));
+        int same = memcmp(b, c, sizeof(float) * bs * hw) == 0;
+        CHECK(same, "batch %d: after a write the logits equal a fresh net's with those weights "
+              "(max difference %g)", bs, off);
+    }
+    free(x), free(t), free(a), free(b), free(c);
+    bfn_net_destroy(net);
+    bfn_net_destroy(fresh);
+}
+
 static void test_net_backward_accumulates_and_needs_training_forward(void)
 {
     bfn_net_config cfg = fixture_tiny_config(2, 0.2f);
@@ -825,6 +864,7 @@ int main(void)
     RUN(test_net_init_is_deterministic_in_seed);
     RUN(test_net_dropout_changes_outputs_only_in_training);
     RUN(test_net_inference_upsampling_convs_match_training_pass);
+    RUN(test_net_forward_follows_parameter_writes);
     RUN(test_net_backward_accumulates_and_needs_training_forward);
     RUN(test_net_default_28x28_and_64x64_run_with_finite_outputs);
     RUN(test_net_rejects_bad_configs_naming_the_field);
