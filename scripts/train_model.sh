@@ -17,7 +17,7 @@ case "$name" in
     recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
             --notes "28x28 default U-Net, beta1 3, batch 64") ;;
   twodigit)
-    run=(--steps 18000 --val-every 500 --val-batches 4 --ckpt-every 250)
+    run=(--steps 17000 --val-every 500 --val-batches 4 --ckpt-every 250)
     recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
             --base-ch 16 --mult 1,2,4,4
             --notes "64x64 two-digit U-Net 16/32/64/64, attention at 8x8, beta1 3, batch 32") ;;

@@ -76,7 +76,8 @@ typedef struct {
     int c, h, w;
     size_t act, grad; /* offsets into net->act and net->dact, (max_batch, c, h, w) */
     size_t ld;        /* floats from one image's values to the next's in act: c·h·w, or
-                       * the concatenation's when the stream lives inside one */
+                       * the concatenation's when the stream lives inside one (act then
+                       * points into it, and the block add_stream took stays unused) */
 } stream;
 
 typedef struct {
@@ -1075,6 +1076,9 @@ static void op_forward_image(fwd_job *j, int i, team *tm, const scratch *sh, con
     team_end(tm, np);
 }
 
+/* Image b of the call, its activations kept at image index slot: b when
+ * training (the backward reads every image's), else the thread's own
+ * (inference: each thread reuses one slot, still in cache, for its images). */
 static void forward_image(fwd_job *j, team *tm, const scratch *sh, const scratch *own, int b,
                           int slot)
 {
