@@ -482,6 +482,42 @@ static void test_app_quit_request_stops_a_waiting_script(void)
     viz_app_destroy(a);
 }
 
+/* A pixel pinned in a 16x16 run stays pinned when a model of 8x8 images
+ * loads: the inspector must not read it from the smaller run (it shows its
+ * hint) and shows it again once a 16x16 run is back. */
+static void test_app_pinned_pixel_outside_a_smaller_model_is_not_read(void)
+{
+    char small[600];
+    snprintf(small, sizeof small, "%s/m8.bfn", dir);
+    fx_make_model(small, 8, 22);
+    const int n = 10, cell = 1, px = 14, py = 15;
+    viz_app *a = fx_open(dir, model, n, 2, 5);
+    CHECK(viz_app_wait_run(a, 60), "the 16x16 run finished");
+    int sx, sy;
+    CHECK(viz_app_pixel_pos(a, cell, px, py, &sx, &sy), "pixel on screen");
+    viz_app_mouse_move(a, sx, sy);
+    viz_app_mouse_button(a, sx, sy, 1);
+    viz_app_mouse_button(a, sx, sy, 0);
+    viz_app_run_frames(a, 1);
+    float th[64];
+    CHECK_NEAR(n + 1, viz_app_inspector(a, th, NULL, NULL, NULL, 64), 0,
+               "pinned pixel (%d, %d) inspected in the 16x16 run", px, py);
+    type_path(a, small);
+    CHECK(viz_app_wait_run(a, 60), "the 8x8 run finished");
+    viz_app_run_frames(a, 3); /* draws the inspector panel with the pin in place */
+    viz_app_state s = fx_state(a);
+    CHECK(s.insp_cell == cell && s.insp_x == px && s.insp_y == py,
+          "the pin is kept: cell %d (%d, %d)", s.insp_cell, s.insp_x, s.insp_y);
+    CHECK_NEAR(0, viz_app_inspector(a, th, NULL, NULL, NULL, 64), 0,
+               "values of pixel (%d, %d) read from an 8x8 run", px, py);
+    type_path(a, model);
+    CHECK(viz_app_wait_run(a, 60), "the 16x16 run finished again");
+    viz_app_run_frames(a, 1);
+    CHECK_NEAR(n + 1, viz_app_inspector(a, th, NULL, NULL, NULL, 64), 0,
+               "the pinned pixel is inspected again in a 16x16 run");
+    viz_app_destroy(a);
+}
+
 int main(void)
 {
     fx_tmpdir(dir, sizeof dir);
@@ -492,6 +528,7 @@ int main(void)
     RUN(test_app_dragging_beta1_slider_changes_setting_and_samples);
     RUN(test_app_hovering_a_pixel_fills_inspector_with_engine_values);
     RUN(test_app_corrupt_model_shows_error_and_keeps_running);
+    RUN(test_app_pinned_pixel_outside_a_smaller_model_is_not_read);
     RUN(test_app_memory_cap_keeps_every_mth_step_and_sums_messages);
     RUN(test_app_keys_change_view_seed_grid_n_and_help);
     RUN(test_app_exports_view_strip_and_frames_as_png);

@@ -44,6 +44,13 @@ int viz_positions_ready(const viz_app *a) { return a->run ? viz_run_ready(a->run
 
 int viz_pos(const viz_app *a) { return (int)a->pos; }
 
+int viz_insp_in_run(const viz_app *a)
+{
+    const viz_run *r = a->run;
+    return r && a->insp_cell >= 0 && a->insp_cell < r->cells && a->insp_x >= 0 &&
+           a->insp_x < r->model.W && a->insp_y >= 0 && a->insp_y < r->model.H;
+}
+
 int viz_pos_step(const viz_app *a, int pos)
 {
     if (!a->run || pos <= 0 || pos > a->run->n_slots)

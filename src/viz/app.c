@@ -838,7 +838,7 @@ viz_run *viz_app_run_ref(viz_app *a) { return viz_run_ref(a->run); }
 int viz_app_inspector(viz_app *a, float *theta, float *p, float *y, uint8_t *k, int cap)
 {
     const viz_run *r = a->run;
-    if (!r || a->insp_cell < 0 || a->insp_cell >= r->cells || viz_run_get_state(r) == VIZ_RUN_ERROR)
+    if (!viz_insp_in_run(a) || viz_run_get_state(r) == VIZ_RUN_ERROR)
         return 0;
     int n = viz_run_ready(r), px = a->insp_y * r->model.W + a->insp_x;
     if (n > cap)

@@ -120,6 +120,9 @@ int viz_positions(const viz_app *a);           /* positions of the shown run (1 
 int viz_positions_ready(const viz_app *a);     /* positions that have data */
 int viz_pos(const viz_app *a);                 /* current position as an integer */
 int viz_pos_step(const viz_app *a, int pos);   /* Algorithm 9 step at a position */
+/* The inspected pixel lies in the shown run (a pinned one may come from a
+ * run of another model, another grid or image size). */
+int viz_insp_in_run(const viz_app *a);
 void viz_act_seek(viz_app *a, int pos);
 void viz_act_step(viz_app *a, int delta);
 void viz_act_play(viz_app *a, int play);       /* -1 toggles */

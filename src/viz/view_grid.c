@@ -213,7 +213,7 @@ void viz_grid_view(viz_app *a, SDL_Rect area)
     if (!ui->drawing)
         return;
     /* the inspected pixel (pinned: yellow; following the mouse: white) */
-    if (a->insp_cell >= 0 && a->insp_cell < r->cells) {
+    if (viz_insp_in_run(a)) {
         SDL_Rect c = a->cell_rect[a->insp_cell];
         int pw = cw / W > 2 ? cw / W : 3, ph = ch / H > 2 ? ch / H : 3;
         SDL_Rect m = {c.x + a->insp_x * cw / W, c.y + a->insp_y * ch / H, pw, ph};

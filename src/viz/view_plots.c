@@ -192,8 +192,7 @@ void viz_inspector_view(viz_app *a, SDL_Rect r)
     viz_ui_region(ui, "inspector", body,
                   "θ_on (Bob's belief), p_O(on) (the network's output) and the messages y "
                   "of one pixel over the run");
-    if (!run || viz_run_get_state(run) == VIZ_RUN_ERROR || a->insp_cell < 0 ||
-        a->insp_cell >= run->cells) {
+    if (!viz_insp_in_run(a) || viz_run_get_state(run) == VIZ_RUN_ERROR) {
         viz_draw_wrapped(a, VIZ_FONT_SMALL, body, ui->th.dim,
                          "Point at a pixel of any cell to follow it through the run; click to "
                          "pin it. The plot shows Bob's belief θ_on after each step, the "
