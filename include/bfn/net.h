@@ -67,8 +67,8 @@ int bfn_net_max_batch(const bfn_net *net);
 /* Parameters live in one flat array; gradients in another of the same size.
  * The net keeps weights derived from the parameters between forwards;
  * bfn_net_params marks them stale, so write the parameters only through a
- * pointer taken after the last bfn_net_forward (debug builds abort on a
- * forward that finds them written behind its back). */
+ * pointer taken after the last bfn_net_forward (in debug builds a forward
+ * that finds them written behind its back fails with BFN_ERR_ARG). */
 size_t bfn_net_param_count(const bfn_net *net);
 float *bfn_net_params(bfn_net *net);
 float *bfn_net_grads(bfn_net *net);

@@ -1153,47 +1153,54 @@ typedef struct {
     int cv, up;
 } prep_job;
 
+/* Conv c's derived weights into dst (laid out like n->wcv): wᵀ if cv, the
+ * phase weights if up, where the conv has them. */
+static void prep_conv(bfn_net *n, const conv_rec *c, int cv, int up, float *dst)
+{
+    if (cv && c->cv_on)
+        bfn_convk_cv_transpose(dst + c->wcv, PAR(n, c->w), &c->s);
+    if (up && c->up_on)
+        bfn_convk_up_weights(dst + c->wup, PAR(n, c->w), &c->s);
+}
+
 static void prep_worker(void *arg, int tid, int nthreads)
 {
     const prep_job *p = arg;
-    bfn_net *n = p->n;
-    for (int i = tid; i < n->n_convs; i += nthreads) {
-        const conv_rec *c = n->convs[i];
-        if (p->cv && c->cv_on)
-            bfn_convk_cv_transpose(n->wcv + c->wcv, PAR(n, c->w), &c->s);
-        if (p->up && c->up_on)
-            bfn_convk_up_weights(n->wcv + c->wup, PAR(n, c->w), &c->s);
-    }
+    for (int i = tid; i < p->n->n_convs; i += nthreads)
+        prep_conv(p->n, p->n->convs[i], p->cv, p->up, p->n->wcv);
 }
 
 #ifdef BFN_DEBUG_CHECKS
-/* Debug builds (BFN_DEBUG_CHECKS): the kept weights (cv, up: those this call reuses) must
- * equal the ones the current parameters give, else parameters were written
- * through a pointer taken before the last forward (see bfn_net_params). */
-static void check_prepared(bfn_net *n, int cv, int up)
+/* Debug builds (BFN_DEBUG_CHECKS): the kept weights (cv, up: those this
+ * call reuses) must equal the ones the current parameters give, else
+ * parameters were written through a pointer taken before the last forward
+ * (see bfn_net_params): an error naming the conv. */
+static bfn_status check_prepared(bfn_net *n, int cv, int up)
 {
-    float *w = (cv || up) ? malloc(sizeof(float) * n->n_wcv) : NULL;
-    for (int i = 0; w && i < n->n_convs; i++) {
+    if (!cv && !up)
+        return BFN_OK;
+    float *w = malloc(sizeof(float) * n->n_wcv);
+    if (!w)
+        return BFN_OK; /* the check only; the forward itself needs nothing more */
+    bfn_status st = BFN_OK;
+    for (int i = 0; st == BFN_OK && i < n->n_convs; i++) {
         const conv_rec *c = n->convs[i];
+        prep_conv(n, c, cv, up, w);
         int stale = 0;
-        if (cv && c->cv_on) {
-            bfn_convk_cv_transpose(w + c->wcv, PAR(n, c->w), &c->s);
-            size_t len = (size_t)c->s.cout * c->s.cin * c->s.k * c->s.k;
-            stale |= memcmp(w + c->wcv, n->wcv + c->wcv, sizeof(float) * len) != 0;
-        }
-        if (up && c->up_on) {
-            bfn_convk_up_weights(w + c->wup, PAR(n, c->w), &c->s);
-            size_t len = bfn_convk_up_weights_size(&c->s);
-            stale |= memcmp(w + c->wup, n->wcv + c->wup, sizeof(float) * len) != 0;
-        }
-        if (stale) {
-            fprintf(stderr, "bfn_net_forward: conv %d's kept weights are stale: parameters "
-                            "were written without calling bfn_net_params after a forward\n",
-                    i);
-            abort();
-        }
+        if (cv && c->cv_on)
+            stale |= memcmp(w + c->wcv, n->wcv + c->wcv,
+                            sizeof(float) * c->s.cout * c->s.cin * c->s.k * c->s.k) != 0;
+        if (up && c->up_on)
+            stale |= memcmp(w + c->wup, n->wcv + c->wup,
+                            sizeof(float) * bfn_convk_up_weights_size(&c->s)) != 0;
+        if (stale)
+            st = bfn_err_set(&n->err, BFN_ERR_ARG,
+                             "bfn_net_forward: conv %d's kept weights are stale: parameters "
+                             "were written without calling bfn_net_params after a forward",
+                             i);
     }
     free(w);
+    return st;
 }
 #endif
 
@@ -1273,9 +1280,15 @@ bfn_status bfn_net_forward(bfn_net *n, const float *x, const float *t, int B, in
             atomic_init(&n->team_ctr[i], 0);
     }
     j.cv = B >= CV_MIN_BATCH && n->n_wcv > 0;
-    prep_job pj = {n, j.cv && !n->fresh_cv, !training && n->n_up > 0 && !n->fresh_up};
+    int up = !training && n->n_up > 0; /* the upsampling convs run as phases */
+    prep_job pj = {n, j.cv && !n->fresh_cv, up && !n->fresh_up};
 #ifdef BFN_DEBUG_CHECKS
-    check_prepared(n, j.cv && n->fresh_cv, !training && n->n_up > 0 && n->fresh_up);
+    bfn_status kept = check_prepared(n, j.cv && n->fresh_cv, up && n->fresh_up);
+    if (kept != BFN_OK) {
+        end_parallel();
+        bfn_fp_restore(fp);
+        return kept;
+    }
 #endif
     if (pj.cv || pj.up)
         bfn_pool_run(n->pool, T, prep_worker, &pj);
