@@ -14,7 +14,9 @@ value/255), as the BFN models see them:
 Weights go to runs/classify/ (--out DIR).
 
 `score` reads an IDX3 ubyte file of samples (count x 28 x 28, or count x 64 x
-64 where each 32-pixel-wide half is scored on its own) and prints the
+64 where each 32-pixel-wide half is scored on its own: by default the 28x28
+window centred on the half's ink, by the 28x28 classifier; --halves net: the
+whole half, by the half classifier) and prints the
 fraction whose largest softmax probability is >= 0.9 (--conf), the share of
 each predicted class, and the largest deviation of a share from 1/10; then
 the same figures for --ref N real test digits (or two-digit test canvases),
@@ -23,6 +25,7 @@ input is bad (1) or the command line is (2).
 """
 import argparse
 import json
+import math
 import os
 import struct
 import sys
@@ -237,10 +240,39 @@ def figures(probs, conf_min):
     }
 
 
-def score_canvases(net, imgs, conf_min, labels=None):
-    """imgs (N, 64, 64) binary float: each half scored; also both halves at once."""
+def crop_to_digit(halves):
+    """(N, 64, 32) binary halves -> (N, 28, 28): the window of a 28x28 digit centred
+    on the half's centre of mass (the ink's mean row and column, rounded as
+    top = floor(mean row - 14 + 1/2)), zero outside the half. MNIST digits sit in their
+    28x28 frame with the centre of mass at the middle, so a real digit comes back
+    as it was pasted, to within a pixel; an empty half gives the middle window."""
+    h = halves.numpy() if torch.is_tensor(halves) else halves
+    n = h.shape[0]
+    pad = np.zeros((n, HALF_H + 2 * DIGIT, HALF_W + 2 * DIGIT), np.float32)
+    pad[:, DIGIT:DIGIT + HALF_H, DIGIT:DIGIT + HALF_W] = h
+    out = np.zeros((n, DIGIT, DIGIT), np.float32)
+    rows, cols = np.arange(HALF_H), np.arange(HALF_W)
+    ink = h.reshape(n, -1).sum(1)
+    for i in range(n):
+        if ink[i] > 0:
+            cy = float(h[i].sum(1) @ rows) / ink[i]
+            cx = float(h[i].sum(0) @ cols) / ink[i]
+        else:
+            cy, cx = (HALF_H - 1) / 2, (HALF_W - 1) / 2
+        # half-up rounding (Python's round() goes to even: the window would depend on placement)
+        top, left = math.floor(cy - DIGIT / 2 + 0.5), math.floor(cx - DIGIT / 2 + 0.5)
+        top = min(max(top, -DIGIT), HALF_H)
+        left = min(max(left, -DIGIT), HALF_W)
+        out[i] = pad[i, top + DIGIT:top + 2 * DIGIT, left + DIGIT:left + 2 * DIGIT]
+    return torch.from_numpy(out)
+
+
+def score_canvases(net, imgs, conf_min, labels=None, crop=False):
+    """imgs (N, 64, 64) binary float: each half scored (crop: its digit window
+    by the 28x28 classifier; else the whole half by the half classifier);
+    also both halves at once."""
     halves = torch.cat([imgs[:, :, :HALF_W], imgs[:, :, HALF_W:]])
-    p = predict(net, halves)
+    p = predict(net, crop_to_digit(halves) if crop else halves)
     n = imgs.shape[0]
     fig = figures(p, conf_min)
     conf = p.max(1)[0]
@@ -262,19 +294,21 @@ def cmd_score(args):
     if x.shape[0] == 0:
         raise InputError(f"{args.samples}: no images")
     two = x.shape[1] == HALF_H
-    net = load_net(args.weights, "half" if two else "mnist")
+    crop = two and args.halves == "crop"
+    net = load_net(args.weights, "half" if two and not crop else "mnist")
     binary = bool(np.isin(x, (0, 255)).all())
     gen = torch.Generator().manual_seed(args.seed)
     # samples are 0/255; anything else (e.g. raw MNIST) is binarized as in training
     xs = torch.from_numpy(x.astype(np.float32) / 255.0) if binary else binarize(x, gen)
     res = {"file": args.samples, "shape": list(x.shape), "binary": binary, "conf_min": args.conf,
-           "samples": score_canvases(net, xs, args.conf) if two else figures(predict(net, xs), args.conf)}
+           "halves": args.halves if two else None,
+           "samples": score_canvases(net, xs, args.conf, crop=crop) if two else figures(predict(net, xs), args.conf)}
     if args.ref > 0:
         te_img, te_lab = load_mnist(args.data_dir, "t10k")
         rng = np.random.default_rng(args.seed)
         if two:
             ref, digits = make_canvases(te_img, te_lab, args.ref, rng)
-            res["reference"] = score_canvases(net, binarize(ref, gen), args.conf, digits)
+            res["reference"] = score_canvases(net, binarize(ref, gen), args.conf, digits, crop)
         else:
             pick = rng.choice(te_img.shape[0], min(args.ref, te_img.shape[0]), replace=False)
             p = predict(net, binarize(te_img[pick], gen))
@@ -286,7 +320,7 @@ def cmd_score(args):
         print(json.dumps(res, indent=1))
         return 0
     print(f"{args.samples}: {x.shape[0]} images {x.shape[1]}x{x.shape[2]}"
-          f"{' (each 32-wide half scored)' if two else ''}{'' if binary else ' (not 0/255: binarized)'}")
+          f"{(' (each 32-wide half scored: ' + ('its centred 28x28 digit window, 28x28 classifier)' if crop else 'whole, half classifier)')) if two else ''}{'' if binary else ' (not 0/255: binarized)'}")
     for key, title in (("samples", "samples"), ("reference", "real test")):
         if key not in res:
             continue
@@ -318,6 +352,9 @@ def main(argv=None):
     sc.add_argument("samples", help="IDX3 ubyte file, N x 28 x 28 or N x 64 x 64")
     sc.add_argument("--ref", type=int, default=1000,
                     help="real test digits (or canvases) scored as reference (default 1000, 0: none)")
+    sc.add_argument("--halves", choices=("crop", "net"), default="crop",
+                    help="64x64 canvases: score each half's 28x28 window centred on its ink with the "
+                         "28x28 classifier (crop, default) or the whole half with the half classifier (net)")
     sc.add_argument("--conf", type=float, default=0.9, help="confidence threshold (default 0.9)")
     sc.add_argument("--weights", default="runs/classify", help="weights directory (default runs/classify)")
     sc.add_argument("--data-dir", default="data/mnist")
