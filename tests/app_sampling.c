@@ -518,6 +518,30 @@ static void test_app_pinned_pixel_outside_a_smaller_model_is_not_read(void)
     viz_app_destroy(a);
 }
 
+/* The app finds its fonts, digits and shipped models when started outside
+ * the repository: under the directory above its executable's (this test's is
+ * a build directory inside the repository) or the source tree; a path under
+ * the working directory comes first. */
+static void test_viz_locate_finds_repository_paths_from_any_directory(void)
+{
+    char orig[VIZ_PATH_MAX], out[VIZ_PATH_MAX], here[700];
+    CHECK(getcwd(orig, sizeof orig) != NULL, "getcwd");
+    snprintf(here, sizeof here, "%s/elsewhere", dir);
+    CHECK(mkdir(here, 0755) == 0 && chdir(here) == 0, "chdir to %.300s", here);
+    const char *font = "assets/fonts/DejaVuSans.ttf";
+    CHECK(viz_locate(font, out, sizeof out) == 1, "the font is found from %.300s: '%.300s'", here, out);
+    size_t n = strlen(out), r = strlen(font);
+    struct stat sb;
+    CHECK(n > r && !strcmp(out + n - r, font) && out[n - r - 1] == '/' && stat(out, &sb) == 0,
+          "'%.300s' is an existing path ending in /%.100s", out, font);
+    CHECK(mkdir("models", 0755) == 0, "mkdir models");
+    CHECK(viz_locate("models", out, sizeof out) == 1 && !strcmp(out, "models"),
+          "models/ under the working directory comes first: '%.300s'", out);
+    CHECK(viz_locate("no/such/path", out, sizeof out) == 0 && !strcmp(out, "no/such/path"),
+          "a path found nowhere is returned as given: '%.300s'", out);
+    CHECK(chdir(orig) == 0, "chdir back to %.300s", orig);
+}
+
 int main(void)
 {
     fx_tmpdir(dir, sizeof dir);
@@ -536,6 +560,7 @@ int main(void)
     RUN(test_app_tooltip_appears_after_hovering_a_control);
     RUN(test_app_training_without_data_reports_the_error_in_the_panel);
     RUN(test_app_quit_request_stops_a_waiting_script);
+    RUN(test_viz_locate_finds_repository_paths_from_any_directory);
     fx_rmtree(dir);
     return check_finish();
 }

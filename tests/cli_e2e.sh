@@ -93,6 +93,24 @@ for c in train sample eval info data; do expect 0 "$c --help" -- "$BFN" $c --hel
 # bad input: one clear line, non-zero exit, no crash
 expect 2 "unknown command" -- "$BFN" frobnicate
 expect 2 "unknown option" -- "$BFN" sample --model "$T/run.bfn" --bogus 1
+# the default model and data are found from any working directory: under the
+# directory above the executable's (a build directory in the repository, or a
+# copy beside models/ and data/), else under the source tree
+mkdir -p "$T/inst/bin" "$T/inst/models" "$T/inst/data/mnist" "$T/lone/bin" "$T/elsewhere"
+cp "$BFN" "$T/inst/bin/bfn"; cp "$BFN" "$T/lone/bin/bfn"
+cp "$T/run.bfn" "$T/inst/models/mnist.bfn"; cp "$D"/*-ubyte "$T/inst/data/mnist/"
+expect 0 "info finds the default model above the executable's directory" -- bash -c "cd '$T/elsewhere' && exec '$T/inst/bin/bfn' info"
+grep -q "^file: *$T/inst/models/mnist.bfn" "$T/out" && ok "  ... and names it" || bad "  ... and names it: $(head -1 "$T/out")"
+expect 0 "eval finds the default model and data" -- bash -c "cd '$T/elsewhere' && exec '$T/inst/bin/bfn' eval --limit 4 --steps 3"
+expect 0 "sample finds the default model, writes where it runs" -- bash -c "cd '$T/elsewhere' && exec '$T/inst/bin/bfn' sample --count 1 --steps 2 --out s.png"
+[ -s "$T/elsewhere/s.png" ] && ok "  ... the PNG is in the working directory" || bad "  ... the PNG is in the working directory"
+if [ -f "$SRC/models/mnist.bfn" ]; then
+  expect 0 "a lone executable falls back to the source tree's model" -- bash -c "cd '$T/elsewhere' && exec '$T/lone/bin/bfn' info"
+  grep -q "^file: *$SRC/models/mnist.bfn" "$T/out" && ok "  ... and names it" || bad "  ... and names it: $(head -1 "$T/out")"
+fi
+mkdir -p "$T/elsewhere/models"; head -c 50 "$T/run.bfn" > "$T/elsewhere/models/mnist.bfn"
+expect 1 "models/mnist.bfn under the working directory comes first" -- bash -c "cd '$T/elsewhere' && exec '$T/inst/bin/bfn' sample --count 1 --steps 2 --out s2.png"
+
 expect 2 "bad number" -- "$BFN" sample --model "$T/run.bfn" --steps ten
 expect 2 "out of range" -- "$BFN" sample --model "$T/run.bfn" --steps 0
 expect 1 "missing model" -- "$BFN" sample --model "$T/nope.bfn"

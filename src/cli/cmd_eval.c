@@ -88,7 +88,7 @@ bad:
 
 int cmd_eval(int argc, char **argv)
 {
-    const char *model = BFN_DEFAULT_MODEL, *data = NULL, *data_dir = NULL, *split = "test";
+    const char *model = NULL, *data = NULL, *data_dir = NULL, *split = "test";
     const char *steps_arg = "100";
     int continuous = 0, repeats = 1, n_mc = 2, batch = 64, threads = 0;
     int64_t limit = 0;
@@ -113,6 +113,9 @@ int cmd_eval(int argc, char **argv)
                        "Estimates the test NLL bound L^n + L^r (or L_inf + L^r) in nats/image, each\n"
                        "image dynamically binarized afresh for every repeat.",
                        argc, argv, 2, specs, (int)(sizeof specs / sizeof specs[0]));
+    char model_buf[4200], data_buf[4200];
+    if (!model)
+        model = cli_locate(BFN_DEFAULT_MODEL, model_buf, sizeof model_buf);
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
     int steps[BFN_EVAL_MAX_ROWS], rows = 0;
@@ -143,7 +146,7 @@ int cmd_eval(int argc, char **argv)
         return cli_fail("eval", BFN_ERR_ARG, &err);
     }
     if (!data_dir)
-        data_dir = bfn_data_default_dir(kind);
+        data_dir = cli_locate(bfn_data_default_dir(kind), data_buf, sizeof data_buf);
     if ((st = bfn_source_create(&src, kind, data_dir, sp, 0, &err)) != BFN_OK) {
         bfn_net_destroy(net);
         return cli_fail("eval", st, &err);

@@ -7,7 +7,7 @@
 
 int cmd_info(int argc, char **argv)
 {
-    const char *model = BFN_DEFAULT_MODEL;
+    const char *model = NULL;
     arg_spec specs[] = {
         {"model", ARG_STR, &model, "PATH", "model or checkpoint file (default " BFN_DEFAULT_MODEL ")", 1, 0, 0},
     };
@@ -22,6 +22,9 @@ int cmd_info(int argc, char **argv)
                        argc, argv, first, specs, 1);
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
+    char model_buf[4200];
+    if (!model)
+        model = cli_locate(BFN_DEFAULT_MODEL, model_buf, sizeof model_buf);
     bfn_err err = {0};
     bfn_model_meta meta;
     bfn_model_sections secs;

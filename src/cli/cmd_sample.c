@@ -108,7 +108,7 @@ out:
 
 int cmd_sample(int argc, char **argv)
 {
-    const char *model = BFN_DEFAULT_MODEL, *out = "samples.png", *strip_path = NULL;
+    const char *model = NULL, *out = "samples.png", *strip_path = NULL;
     const char *idx_path = NULL;
     int n = 100, count = 16, cols = 0, scale = 2, argmax = 0, strip_rows = 4, strip_cols = 11;
     int threads = 0;
@@ -133,6 +133,9 @@ int cmd_sample(int argc, char **argv)
     int r = args_parse("bfn sample",
                        "Generates images with Algorithm 9 (BFN paper) and writes them as a PNG grid.",
                        argc, argv, 2, specs, (int)(sizeof specs / sizeof specs[0]));
+    char model_buf[4200];
+    if (!model)
+        model = cli_locate(BFN_DEFAULT_MODEL, model_buf, sizeof model_buf);
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
     cli_set_threads(threads);

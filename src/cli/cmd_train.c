@@ -143,8 +143,10 @@ int cmd_train(int argc, char **argv)
     bfn_status st = bfn_data_kind_parse(data, &kind, &err);
     if (st != BFN_OK)
         return cli_fail("train", BFN_ERR_ARG, &err);
+    char data_buf[4200];
+    int default_dir = !data_dir;
     if (!data_dir)
-        data_dir = bfn_data_default_dir(kind);
+        data_dir = cli_locate(bfn_data_default_dir(kind), data_buf, sizeof data_buf);
     char ckpt_buf[512], out_buf[512], log_buf[600];
     if (!ckpt) {
         snprintf(ckpt_buf, sizeof ckpt_buf, "runs/%s.ckpt", bfn_data_kind_name(kind));
@@ -177,7 +179,7 @@ int cmd_train(int argc, char **argv)
         (st = bfn_source_create(&val_src, kind, data_dir, BFN_SPLIT_VAL, 0, &err)) != BFN_OK) {
         bfn_source_destroy(train_src);
         int code = cli_fail("train", st, &err);
-        if (!strcmp(data_dir, "data/mnist"))
+        if (default_dir && kind != BFN_DATA_FASHION)
             fprintf(stderr, "bfn train: fetch MNIST first with: bfn data fetch\n");
         return code;
     }

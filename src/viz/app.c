@@ -16,10 +16,6 @@
 #define PLAY_RUN_S 5.0           /* at 1× a whole run plays in this many seconds */
 #define TRAIN_REDRAW_HZ 10.0     /* how often training progress may redraw the window */
 
-#ifndef VIZ_SOURCE_DIR
-#define VIZ_SOURCE_DIR "."
-#endif
-
 void viz_options_default(viz_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -41,33 +37,15 @@ static int file_exists(const char *p)
 }
 
 /* The font: the option, else assets/ under the working directory, the source
- * tree or next to the executable, else the system's DejaVu Sans. */
+ * tree or beside the executable's directory, else the system's DejaVu Sans. */
 static int find_font(const char *want, char *out, size_t cap)
 {
     if (want) {
         viz_strcpy(out, cap, want);
         return file_exists(want);
     }
-    const char *rel = "assets/fonts/DejaVuSans.ttf";
-    char cand[VIZ_PATH_MAX];
-    if (file_exists(rel)) {
-        viz_strcpy(out, cap, rel);
+    if (viz_locate("assets/fonts/DejaVuSans.ttf", out, cap))
         return 1;
-    }
-    viz_fmt(cand, sizeof cand, "%s/%s", VIZ_SOURCE_DIR, rel);
-    if (file_exists(cand)) {
-        viz_strcpy(out, cap, cand);
-        return 1;
-    }
-    char *base = SDL_GetBasePath();
-    if (base) {
-        viz_fmt(cand, sizeof cand, "%s../%s", base, rel);
-        SDL_free(base);
-        if (file_exists(cand)) {
-            viz_strcpy(out, cap, cand);
-            return 1;
-        }
-    }
     viz_strcpy(out, cap, "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
     return file_exists(out);
 }
@@ -139,7 +117,10 @@ viz_app *viz_app_create(const viz_options *o, char *err, size_t cap)
     }
     a->opt = *o;
     a->opt.scale = viz_clampd(o->scale > 0 ? o->scale : 1, 0.5, 4);
-    viz_strcpy(a->model_dir, sizeof a->model_dir, o->models_dir ? o->models_dir : "models");
+    if (o->models_dir)
+        viz_strcpy(a->model_dir, sizeof a->model_dir, o->models_dir);
+    else /* the shipped models, also when started outside the repository */
+        viz_locate("models", a->model_dir, sizeof a->model_dir);
     viz_strcpy(a->runs_dir, sizeof a->runs_dir, o->runs_dir ? o->runs_dir : "runs");
     viz_strcpy(a->data_dir, sizeof a->data_dir, o->data_dir ? o->data_dir : "");
     viz_strcpy(a->out_dir, sizeof a->out_dir, o->out_dir ? o->out_dir : "out");

@@ -13,9 +13,6 @@
 #include "bfn/data.h"
 #include "teach_internal.h"
 
-#ifndef VIZ_SOURCE_DIR
-#define VIZ_SOURCE_DIR "."
-#endif
 
 #define PLAY_RUN_S 6.0        /* at 1× a whole lesson plays in this many seconds */
 #define EVAL_DRAWS 48         /* copies of x for the model's L^n of the image */
@@ -26,19 +23,8 @@
 static int open_asset(const char *rel, FILE **f)
 {
     char p[VIZ_PATH_MAX];
-    *f = fopen(rel, "rb");
-    if (!*f) {
-        viz_fmt(p, sizeof p, "%s/%s", VIZ_SOURCE_DIR, rel);
-        *f = fopen(p, "rb");
-    }
-    if (!*f) {
-        char *base = SDL_GetBasePath();
-        if (base) {
-            viz_fmt(p, sizeof p, "%s../%s", base, rel);
-            SDL_free(base);
-            *f = fopen(p, "rb");
-        }
-    }
+    viz_locate(rel, p, sizeof p);
+    *f = fopen(p, "rb");
     return *f != NULL;
 }
 

@@ -115,7 +115,12 @@ static bfn_status setup(viz_train *t, char *msg, size_t cap)
 {
     const viz_train_req *q = &t->cur;
     bfn_err err = {0};
-    const char *dir = q->data_dir[0] ? q->data_dir : bfn_data_default_dir(q->data);
+    char found[VIZ_PATH_MAX];
+    const char *dir = q->data_dir;
+    if (!dir[0]) { /* the default place, also when started outside the repository */
+        viz_locate(bfn_data_default_dir(q->data), found, sizeof found);
+        dir = found;
+    }
     bfn_status st = bfn_source_create(&t->src, q->data, dir, BFN_SPLIT_TRAIN, q->seed, &err);
     if (st == BFN_OK)
         st = bfn_source_create(&t->val_src, q->data, dir, BFN_SPLIT_VAL, 0, &err);
