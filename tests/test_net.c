@@ -618,8 +618,12 @@ static void test_net_dropout_changes_outputs_only_in_training(void)
     bfn_rng_init(&r2, 2, 0);
     bfn_net_forward(net, x, t, 2, 0, NULL, inf);
     bfn_net_forward(ref, x, t, 2, 1, NULL, nd);
-    CHECK(memcmp(inf, nd, sizeof inf) == 0,
-          "inference equals a training pass of the same net without dropout");
+    /* to rounding: inference runs the upsampling convs as phase convs */
+    double d0 = 0.0;
+    for (int i = 0; i < 128; i++)
+        d0 = fmax(d0, fabs(inf[i] - nd[i]));
+    CHECK(d0 <= 1e-5, "inference equals a training pass of the same net without dropout "
+                      "(max diff %g)", d0);
     bfn_net_forward(net, x, t, 2, 1, &r1, tr);
     bfn_net_forward(net, x, t, 2, 1, &r2, tr2);
     double d1 = 0.0, d2 = 0.0;

@@ -495,13 +495,14 @@ void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
  * in an 8-wide grid row; 55 grid positions fill 4 vectors for 49 outputs).
  * Here the vectors hold 16 output channels instead: a tile of 6 positions
  * × 64 channels (24 zmm accumulators) broadcasts the input value of each
- * position and loads 64 weights of tap k from wᵀ (K, cout). Each output is
- * still bias + Σ_k in order k = 0..K−1 (one fused multiply-add chain, then
+ * position and loads 64 weights of tap k from wᵀ (K, cout); channels past
+ * the last multiple of 64 go through a narrower tile (cv_tile_1..3). Each
+ * output is still bias + Σ_k in order k = 0..K−1 (one fused multiply-add chain, then
  * the addend), so it has the same bits as the position-vector kernel. */
 
 int bfn_convk_cv_supported(const bfn_conv2d_shape *s)
 {
-    return convk_isa() == ISA_AVX512 && is_same(s) && s->cout % 64 == 0 &&
+    return convk_isa() == ISA_AVX512 && is_same(s) && s->cout % 16 == 0 &&
            s->h * s->w <= CV_MAX_POSITIONS;
 }
 
@@ -566,6 +567,54 @@ static T512 void cv_tile(int K, const float *const *pos, int np, const int *boff
     CV6(CV_ST)
 }
 
+/* The last 16, 32 or 48 channels of a conv whose channel count is not a
+ * multiple of 64 (the 48- and 96-channel layers of a base-48 network): NP
+ * positions × NV vectors of 16 channels, 24 accumulators like the 64-channel
+ * tile, each output the same chain (bias, then one fused multiply-add per
+ * tap in order, then the addend), so the same bits as the other kernels. */
+#define CV_REM_TILE(NP, NV)                                                                      \
+    static T512 void cv_tile_##NV(int K, const float *const *pos, int np, const int *boff,     \
+                                  const float *wt, size_t ldw, const float *bias, float *out,  \
+                                  const float *add, size_t ldc, const int *opos)                \
+    {                                                                                           \
+        __m512 c[NP][NV];                                                                       \
+        const float *q[NP];                                                                     \
+        _Pragma("GCC unroll 24") for (int i = 0; i < NP; i++)                                   \
+        {                                                                                       \
+            q[i] = pos[i < np ? i : 0];                                                         \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) c[i][v] =                     \
+                _mm512_loadu_ps(bias + 16 * v);                                                 \
+        }                                                                                       \
+        for (int k = 0; k < K; k++) {                                                           \
+            const float *w = wt + (size_t)k * ldw;                                              \
+            int o = boff[k];                                                                    \
+            __m512 wv[NV];                                                                      \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) wv[v] =                       \
+                _mm512_loadu_ps(w + 16 * v);                                                    \
+            _Pragma("GCC unroll 24") for (int i = 0; i < NP; i++)                               \
+            {                                                                                   \
+                __m512 x = _mm512_set1_ps(q[i][o]);                                             \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) c[i][v] =                 \
+                    _mm512_fmadd_ps(x, wv[v], c[i][v]);                                         \
+            }                                                                                   \
+        }                                                                                       \
+        __m512i idx = _mm512_mullo_epi32(                                                       \
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),            \
+            _mm512_set1_epi32((int)ldc));                                                       \
+        for (int i = 0; i < np; i++)                                                            \
+            for (int v = 0; v < NV; v++) {                                                      \
+                float *o = out + (size_t)16 * v * ldc + opos[i];                                \
+                __m512 r = c[i][v];                                                             \
+                if (add)                                                                        \
+                    r = _mm512_add_ps(_mm512_i32gather_ps(idx, add + (o - out), 4), r);         \
+                _mm512_i32scatter_ps(o, idx, r, 4);                                             \
+            }                                                                                   \
+    }
+CV_REM_TILE(24, 1)
+CV_REM_TILE(12, 2)
+CV_REM_TILE(8, 3)
+#define CV_REM_MAX_NP 24
+
 /* Where small-grid position (y, x) writes: column (step·y + dy)·width +
  * step·x + dx of the output rows (step 1: the position itself; step 2:
  * one phase of an image twice the size). */
@@ -573,26 +622,52 @@ typedef struct {
     int step, dy, dx, width;
 } out_map;
 
+/* The grid positions pos and output columns opos of positions q .. q+np−1. */
+static void cv_positions(const float **pos, int *opos, int q, int np, out_map m,
+                         const float *data, int r0, int wo, int wp)
+{
+    for (int i = 0; i < np; i++) {
+        int y = (q + i) / wo, x = (q + i) % wo;
+        pos[i] = data + (size_t)(y - r0) * wp + x;
+        opos[i] = (m.step * y + m.dy) * m.width + m.step * x + m.dx;
+    }
+}
+
 /* Positions [p0, p1) of an image wo wide, each read on the padded grid
  * `data` (rows wp floats, the first holding image row r0 − pad) through
- * the K taps boff, six positions × 64 channels a tile, written through m
- * into out (cout rows of n1). */
+ * the K taps boff, six positions × 64 channels a tile (then the last 16,
+ * 32 or 48 channels, 24, 12 or 8 positions a tile), written through m into
+ * out (cout rows of n1; cout a multiple of 16). */
 static void cv_range(float *out, size_t n1, out_map m, const float *data, int r0, int wo, int wp,
                      int K, const int *boff, const float *wt, int cout, const float *bias,
                      const float *add, int p0, int p1)
 {
     float zero[64] = {0};
-    for (int q = p0; q < p1; q += 6) {
-        const float *pos[6];
-        int np = p1 - q < 6 ? p1 - q : 6, opos[6];
-        for (int i = 0; i < np; i++) {
-            int y = (q + i) / wo, x = (q + i) % wo;
-            pos[i] = data + (size_t)(y - r0) * wp + x;
-            opos[i] = (m.step * y + m.dy) * m.width + m.step * x + m.dx;
+    const float *pos[CV_REM_MAX_NP];
+    int opos[CV_REM_MAX_NP];
+    int c64 = cout / 64 * 64, rem = cout - c64;
+    if (c64)
+        for (int q = p0; q < p1; q += 6) {
+            int np = p1 - q < 6 ? p1 - q : 6;
+            cv_positions(pos, opos, q, np, m, data, r0, wo, wp);
+            for (int c0 = 0; c0 < c64; c0 += 64)
+                cv_tile(K, pos, np, boff, wt + c0, (size_t)cout, bias ? bias + c0 : zero,
+                        out + (size_t)c0 * n1, add ? add + (size_t)c0 * n1 : NULL, n1, opos);
         }
-        for (int c0 = 0; c0 < cout; c0 += 64)
-            cv_tile(K, pos, np, boff, wt + c0, (size_t)cout, bias ? bias + c0 : zero,
-                    out + (size_t)c0 * n1, add ? add + (size_t)c0 * n1 : NULL, n1, opos);
+    if (!rem)
+        return;
+    int nv = rem / 16, step = 24 / nv;
+    const float *b = bias ? bias + c64 : zero, *a = add ? add + (size_t)c64 * n1 : NULL;
+    float *o = out + (size_t)c64 * n1;
+    for (int q = p0; q < p1; q += step) {
+        int np = p1 - q < step ? p1 - q : step;
+        cv_positions(pos, opos, q, np, m, data, r0, wo, wp);
+        if (nv == 1)
+            cv_tile_1(K, pos, np, boff, wt + c64, (size_t)cout, b, o, a, n1, opos);
+        else if (nv == 2)
+            cv_tile_2(K, pos, np, boff, wt + c64, (size_t)cout, b, o, a, n1, opos);
+        else
+            cv_tile_3(K, pos, np, boff, wt + c64, (size_t)cout, b, o, a, n1, opos);
     }
 }
 

@@ -107,7 +107,7 @@ size_t bfn_convk_workspace(const bfn_conv2d_shape *s);
 void bfn_convk_forward(float *out, const float *in, const float *w, const float *bias,
                        const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1);
 /* The channel-vector kernel (AVX-512, stride-1 "same" shapes, cout a
- * multiple of 64, at most CV_MAX_POSITIONS outputs): the forward from wᵀ
+ * multiple of 16, at most CV_MAX_POSITIONS outputs): the forward from wᵀ
  * (cin·k·k, cout) (bfn_convk_cv_transpose), the same bits as
  * bfn_convk_forward, faster on small images. Same workspace. */
 #define CV_MAX_POSITIONS 256

@@ -314,7 +314,9 @@ static conv_rec make_conv(bfn_net *n, int cin, int h, int w, int cout, int k, in
     c.cv_on = bfn_convk_cv_supported(&c.s);
     c.wcv = c.cv_on ? take(&n->n_wcv, (size_t)cout * cin * k * k) : 0;
     bfn_conv2d_shape t = bfn_conv2d_transposed(&c.s);
-    c.cvt_on = bfn_conv2d_transposable(&c.s) && bfn_convk_cv_supported(&t);
+    /* the backward's input gradient through the channel-vector kernel only on
+     * whole 64-channel tiles: the narrower tiles measured slower there */
+    c.cvt_on = bfn_conv2d_transposable(&c.s) && bfn_convk_cv_supported(&t) && t.cout % 64 == 0;
     c.wcvt = c.cvt_on ? take(&n->n_wcv, (size_t)cout * cin * k * k) : 0;
     c.up_on = 0;
     c.up_in = -1;
