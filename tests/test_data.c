@@ -82,7 +82,7 @@ static void test_idx_valid_1d_and_3d_files_load_with_right_values(void)
 {
     uint8_t buf[256];
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_idx idx;
 
     uint32_t d1[1] = {5};
@@ -172,7 +172,7 @@ static void test_idx_malformed_files_fail_with_code_and_file_name(void)
         tmp_path(path, sizeof path, k->name);
         write_bytes(path, buf, n);
 
-        bfn_err err;
+        bfn_err err = {0};
         bfn_err_clear(&err);
         bfn_idx idx;
         bfn_status s = bfn_idx_load(&idx, path, &err);
@@ -207,7 +207,7 @@ static void test_idx_malformed_files_fail_with_code_and_file_name(void)
 static void test_idx_empty_missing_and_odd_files_fail_cleanly(void)
 {
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_idx idx;
 
     tmp_path(path, sizeof path, "empty");
@@ -280,7 +280,7 @@ static void test_idx_random_corruptions_never_crash(void)
         for (int k = 0; k < flips; k++)
             buf[bfn_rng_below(&rng, 20)] = (uint8_t)bfn_rng_u64(&rng);
         bfn_idx idx;
-        bfn_err err;
+        bfn_err err = {0};
         bfn_status s = bfn_idx_parse(&idx, "fuzz", buf, len, &err);
         if (s == BFN_OK) {
             ok++;
@@ -376,7 +376,7 @@ static void test_split_is_59400_600_disjoint_complete_and_fixed(void)
     static int train[N], val[N], train2[N], val2[N];
     static uint8_t seen[N];
     CHECK_NEAR(600, bfn_split_val_count(N), 0, "validation count for 60,000");
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_split_make(N, train, val, &err) == BFN_OK, "split: %.120s", err.msg);
     CHECK(bfn_split_make(N, train2, val2, &err) == BFN_OK, "split again");
     memset(seen, 0, N);
@@ -425,7 +425,7 @@ static void test_twodigit_render_is_pure_function_of_seed_and_index(void)
     bfn_dataset ds;
     synth_dataset(&ds, 60);
     bfn_twodigit a, b, c;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_twodigit_init(&a, &ds, NULL, 0, 99, 0, &err) == BFN_OK, "init: %.120s", err.msg);
     CHECK(bfn_twodigit_init(&b, &ds, NULL, 0, 99, 0, &err) == BFN_OK, "init b");
     CHECK(bfn_twodigit_init(&c, &ds, NULL, 0, 100, 0, &err) == BFN_OK, "init c");
@@ -452,7 +452,7 @@ static void test_twodigit_digits_stay_in_their_half_and_equal_source_pixels(void
     bfn_dataset ds;
     synth_dataset(&ds, 60);
     bfn_twodigit td;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_twodigit_init(&td, &ds, NULL, 0, 5, 0, &err) == BFN_OK, "init: %.120s", err.msg);
     static uint8_t canvas[64 * 64], expect[64 * 64];
     int out_of_range = 0, wrong_class = 0, wrong_pixels = 0;
@@ -495,7 +495,7 @@ static void test_twodigit_labels_are_uniform_over_00_to_99(void)
     bfn_dataset ds;
     synth_dataset(&ds, 30);
     bfn_twodigit td;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_twodigit_init(&td, &ds, NULL, 0, 2024, 1, &err) == BFN_OK, "init: %.120s", err.msg);
     enum { N = 20000 };
     static uint8_t canvas[64 * 64];
@@ -534,7 +534,7 @@ static void test_twodigit_rejects_pool_missing_a_class(void)
     for (int j = 0; j < 9; j++)
         idx[j] = j; /* classes 0..8 only */
     bfn_twodigit td;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_status s = bfn_twodigit_init(&td, &ds, idx, 9, 1, 0, &err);
     CHECK_NEAR(BFN_ERR_ARG, s, 0, "pool without class 9: status");
     CHECK(strstr(err.msg, "class 9") != NULL, "message names the class: '%.120s'", err.msg);
@@ -573,7 +573,7 @@ static void test_source_on_synthetic_files_counts_items_and_batches(void)
     write_pair(dir, "train", &tr, 0);
     write_pair(dir, "t10k", &te, 1); /* gzipped: found as <name>.gz */
 
-    bfn_err err;
+    bfn_err err = {0};
     bfn_source *s_tr = NULL, *s_va = NULL, *s_te = NULL;
     CHECK(bfn_source_create(&s_tr, BFN_DATA_MNIST, dir, BFN_SPLIT_TRAIN, 0, &err) == BFN_OK,
           "train source: %.120s", err.msg);
@@ -684,7 +684,7 @@ static void test_dataset_rejects_count_mismatch_bad_labels_and_missing_files(voi
     bfn_dataset ds, got;
     synth_dataset(&ds, 20);
     write_pair(dir, "train", &ds, 0);
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_dataset_load(&got, dir, BFN_PART_TRAIN, &err) == BFN_OK, "intact pair: %.120s",
           err.msg);
     CHECK(got.n == 20 && got.h == 28 && got.w == 28, "intact pair: %d × %d×%d", got.n, got.h,
@@ -729,7 +729,7 @@ static void test_real_mnist_loads_with_known_counts_and_first_labels(void)
         return;
     }
     bfn_dataset tr, te;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_dataset_load(&tr, dir, BFN_PART_TRAIN, &err) == BFN_OK, "train: %.120s", err.msg);
     CHECK(bfn_dataset_load(&te, dir, BFN_PART_TEST, &err) == BFN_OK, "test: %.120s", err.msg);
     CHECK_NEAR(60000, tr.n, 0, "MNIST train images");
@@ -769,7 +769,7 @@ static void test_real_fashion_mnist_loads_from_gzipped_files(void)
                "dataset-fashion-mnist)\n", dir);
         return;
     }
-    bfn_err err;
+    bfn_err err = {0};
     bfn_source *tr = NULL, *te = NULL;
     CHECK(bfn_source_create(&tr, BFN_DATA_FASHION, NULL, BFN_SPLIT_TRAIN, 0, &err) == BFN_OK,
           "fashion train: %.120s", err.msg);
@@ -786,7 +786,7 @@ static void test_real_fashion_mnist_loads_from_gzipped_files(void)
 
 static void test_kind_and_split_names_round_trip(void)
 {
-    bfn_err err;
+    bfn_err err = {0};
     for (int k = 0; k < 3; k++) {
         bfn_data_kind kind = BFN_DATA_MNIST;
         CHECK(bfn_data_kind_parse(bfn_data_kind_name((bfn_data_kind)k), &kind, &err) == BFN_OK &&

@@ -14,7 +14,7 @@ static bfn_net *uniform_net(int max_batch)
 {
     bfn_net_config c = fixture_tiny_config(2, 0.1f);
     bfn_net *net;
-    bfn_err err;
+    bfn_err err = {0};
     if (bfn_net_create(&net, &c, max_batch, &err) != BFN_OK) {
         fprintf(stderr, "%s\n", err.msg);
         exit(1);
@@ -47,7 +47,7 @@ static void test_eval_uniform_output_matches_closed_forms(void)
     bfn_eval_config ec = {.n_steps = 0, .beta1 = 3.0, .repeats = 4, .count = 200, .n_mc = 1,
                           .seed = 1};
     bfn_eval_result r;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_eval_run(net, &ec, random_image, NULL, NULL, NULL, &r, NULL, &err) == BFN_OK,
           "eval: %s", err.msg);
     /* L∞ of p = ½: K β(1) E[t] ‖e_x − p‖² = 2·3·½·½ = 1.5 nats per pixel */
@@ -96,7 +96,7 @@ static void test_eval_same_seed_same_numbers(void)
     bfn_eval_config ec = {.n_steps = 10, .beta1 = 3.0, .repeats = 2, .count = 30, .n_mc = 2,
                           .seed = 9};
     bfn_eval_result a, b, c;
-    bfn_err err;
+    bfn_err err = {0};
     double per[30];
     bfn_eval_run(net, &ec, random_image, NULL, NULL, NULL, &a, per, &err);
     bfn_eval_run(net, &ec, random_image, NULL, NULL, NULL, &b, NULL, &err);
@@ -121,7 +121,7 @@ static void test_eval_rows_equal_separate_runs(void)
     bfn_eval_config ec = {.beta1 = 3.0, .repeats = 3, .count = 20, .n_mc = 2, .seed = 5};
     bfn_eval_result rows[3], one;
     double per[3 * 20], per1[20];
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_eval_run_rows(net, &ec, steps, 3, random_image, NULL, NULL, NULL, rows, per, &err) ==
               BFN_OK,
           "three rows: %s", err.msg);

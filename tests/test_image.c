@@ -68,7 +68,7 @@ static void test_png_gray_and_rgb_read_back_identical(void)
         rgb[3 * j + 2] = (uint8_t)(j * 13);
     }
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     snprintf(path, sizeof path, "%s/gray.png", tmpdir);
     CHECK(bfn_png_write_gray(path, g, H, W, &err) == BFN_OK, "write gray: %.200s", err.msg);
     int h = 0, w = 0;
@@ -101,7 +101,7 @@ static void test_png_write_into_missing_directory_fails_cleanly(void)
 {
     uint8_t px[4] = {0, 1, 2, 3};
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     snprintf(path, sizeof path, "%s/no/such/dir/x.png", tmpdir);
     bfn_status s = bfn_png_write_gray(path, px, 2, 2, &err);
@@ -114,7 +114,7 @@ static void test_png_write_into_missing_directory_fails_cleanly(void)
 static void test_png_failed_write_leaves_existing_file_untouched(void)
 {
     char path[512], tmp[600];
-    bfn_err err;
+    bfn_err err = {0};
     snprintf(path, sizeof path, "%s/keep.png", tmpdir);
     uint8_t px[6] = {10, 20, 30, 40, 50, 60};
     CHECK(bfn_png_write_gray(path, px, 2, 3, &err) == BFN_OK, "first write: %.200s", err.msg);
@@ -154,7 +154,7 @@ static void test_grid_geometry_and_cell_contents(void)
                   .scale = 2, .pad_value = 200};
     int H = 0, W = 0;
     size_t bytes = 0;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_grid_size(&g, &H, &W, &bytes, &err) == BFN_OK, "size: %.200s", err.msg);
     CHECK_NEAR(2 * 3 * 2 + 3 * 1, H, 0, "canvas height");
     CHECK_NEAR(3 * 2 * 2 + 4 * 1, W, 0, "canvas width");

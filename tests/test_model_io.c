@@ -167,7 +167,7 @@ static uint8_t *save_sample(const char *name, char *path, size_t path_cap, size_
     bfn_model_meta m = sample_meta();
     bfn_model_section sec[N_SAMPLE_SECTIONS];
     sample_sections(sec);
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     scratch_path(path, path_cap, name);
     CHECK_STATUS(BFN_OK, bfn_model_save(path, &m, sec, N_SAMPLE_SECTIONS, &err), &err,
@@ -195,7 +195,7 @@ static void expect_refused(const uint8_t *orig, size_t n, size_t off, const void
                            size_t plen, bfn_status want, const char *needle, const char *what)
 {
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     uint8_t *buf = malloc(n);
     memcpy(buf, orig, n);
@@ -233,7 +233,7 @@ static void test_container_round_trip_preserves_meta_and_all_section_types(void)
     free(save_sample("roundtrip.bfn", path, sizeof path, &size));
     bfn_model_meta want = sample_meta(), got;
     bfn_model_sections s;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     if (!CHECK_STATUS(BFN_OK, bfn_model_load(path, &got, &s, &err), &err, "load"))
         return;
@@ -318,7 +318,7 @@ static void test_file_layout_matches_documented_offsets(void)
 static void test_meta_notes_add_replace_and_reject_bad_input(void)
 {
     bfn_model_meta m;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_model_meta_init(&m, NULL);
     CHECK_STATUS(BFN_OK, bfn_model_meta_set_note(&m, "opt", "adamw", &err), &err, "add");
@@ -356,7 +356,7 @@ static void test_meta_notes_add_replace_and_reject_bad_input(void)
 static void test_save_rejects_invalid_input_and_creates_nothing(void)
 {
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_model_meta m = sample_meta();
     bfn_model_section sec[N_SAMPLE_SECTIONS];
@@ -425,7 +425,7 @@ static void test_truncation_at_every_length_is_a_format_error(void)
         return;
     int bad = 0;
     for (size_t len = 0; len < size; len++) {
-        bfn_err err;
+        bfn_err err = {0};
         bfn_err_clear(&err);
         bfn_status st = load_bytes(b, len, tpath, sizeof tpath, &err);
         int ok = st == BFN_ERR_FORMAT && strstr(err.msg, tpath) != NULL;
@@ -438,7 +438,7 @@ static void test_truncation_at_every_length_is_a_format_error(void)
     uint8_t *longer = malloc(size + 1);
     memcpy(longer, b, size);
     longer[size] = 0;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     CHECK_STATUS(BFN_ERR_FORMAT, load_bytes(longer, size + 1, tpath, sizeof tpath, &err), &err,
                  "one trailing byte refused");
@@ -457,7 +457,7 @@ static void test_every_single_byte_corruption_is_detected(void)
     int by_checksum = 0, by_format = 0, missed = 0;
     for (size_t off = 0; off < size; off++)
         for (size_t k = 0; k < sizeof flips; k++) {
-            bfn_err err;
+            bfn_err err = {0};
             bfn_err_clear(&err);
             b[off] ^= flips[k];
             bfn_status st = load_bytes(b, size, tpath, sizeof tpath, &err);
@@ -486,7 +486,7 @@ static void test_wrong_magic_and_other_files_are_refused(void)
         return;
     expect_refused(b, size, 7, "X", 1, BFN_ERR_FORMAT, "magic", "magic BFNMODEX");
     const char *text = "K=2\nbeta1=3\nthis is a text file, not a model\n";
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     char tpath[512];
     CHECK_STATUS(BFN_ERR_FORMAT, load_bytes((const uint8_t *)text, strlen(text), tpath,
@@ -611,7 +611,7 @@ static void test_absurd_header_values_are_refused_with_messages(void)
     memcpy(edited + 96, ok_beta, 8);
     reseal(edited, size);
     char tpath[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     CHECK_STATUS(BFN_OK, load_bytes(edited, size, tpath, sizeof tpath, &err), &err,
                  "beta(1) = 1e4 (the limit) accepted");
@@ -678,7 +678,7 @@ static void test_absurd_header_values_are_refused_with_messages(void)
 static void test_get_checks_presence_type_count_and_finiteness(void)
 {
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_model_meta m = sample_meta(), got;
     float w[4] = {1, 2, NAN, 4};
@@ -717,7 +717,7 @@ static void test_format_info_lists_header_notes_and_sections(void)
     free(save_sample("info.bfn", path, sizeof path, &size));
     bfn_model_meta m;
     bfn_model_sections s;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     if (!CHECK_STATUS(BFN_OK, bfn_model_load(path, &m, &s, &err), &err, "load"))
         return;
@@ -749,7 +749,7 @@ static void test_save_into_missing_directory_fails_without_temp_file(void)
     bfn_model_meta m = sample_meta();
     bfn_model_section sec[N_SAMPLE_SECTIONS];
     sample_sections(sec);
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_status st = bfn_model_save(path, &m, sec, N_SAMPLE_SECTIONS, &err);
     CHECK_NEAR(BFN_ERR_IO, st, 0, "status (%s)", msg_of(&err));
@@ -770,7 +770,7 @@ static void test_failed_save_keeps_previous_file_intact(void)
     m.step = 99;
     bfn_model_section sec[N_SAMPLE_SECTIONS];
     sample_sections(sec);
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
 
     /* 1. The temporary name is taken by a directory: creating it fails. */
@@ -827,7 +827,7 @@ static bfn_net *make_net(int K, uint64_t seed)
 {
     bfn_net_config c = fixture_tiny_config(K, 0.1f);
     bfn_net *net = NULL;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     if (!CHECK_STATUS(BFN_OK, bfn_net_create(&net, &c, 2, &err), &err, "net create"))
         return NULL;
@@ -845,7 +845,7 @@ static bfn_net *make_net(int K, uint64_t seed)
 static void test_net_round_trip_is_bit_exact_with_equal_logits(void)
 {
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_net *a = make_net(2, 7);
     if (!a)
@@ -894,7 +894,7 @@ static void test_net_round_trip_is_bit_exact_with_equal_logits(void)
 static void test_truncated_net_file_is_refused_at_sampled_lengths(void)
 {
     char path[512], tpath[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_net *a = make_net(2, 11);
     if (!a)
@@ -927,7 +927,7 @@ static void test_truncated_net_file_is_refused_at_sampled_lengths(void)
 static void test_load_net_refuses_non_finite_weights(void)
 {
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_net *a = make_net(2, 3);
     if (!a)
@@ -952,7 +952,7 @@ static void test_load_net_refuses_non_finite_weights(void)
 static void test_load_net_refuses_k_mismatch_and_bad_config(void)
 {
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_net *a = make_net(2, 4);
     if (!a)
@@ -995,7 +995,7 @@ static void test_load_net_refuses_k_mismatch_and_bad_config(void)
 static void test_load_net_checks_weight_count_before_building_the_net(void)
 {
     char path[512];
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_model_meta m = sample_meta();
     bfn_net_config *c = &m.config;

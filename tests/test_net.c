@@ -17,7 +17,7 @@
 static bfn_net *make_net(const bfn_net_config *c, int max_batch)
 {
     bfn_net *net = NULL;
-    bfn_err err;
+    bfn_err err = {0};
     if (bfn_net_create(&net, c, max_batch, &err) != BFN_OK) {
         fprintf(stderr, "bfn_net_create: %s\n", err.msg);
         exit(2);
@@ -337,7 +337,7 @@ static void test_net_config_param_count_matches_created_nets(void)
     cfgs[5].n_res = 2;
     for (int i = 0; i < 6; i++) {
         size_t count = 0;
-        bfn_err err;
+        bfn_err err = {0};
         bfn_err_clear(&err);
         bfn_status st = bfn_net_config_param_count(&cfgs[i], &count, &err);
         bfn_net *net = make_net(&cfgs[i], 1);
@@ -358,7 +358,7 @@ static void test_net_config_param_count_matches_created_nets(void)
     CHECK(count > (size_t)1e10, "huge config: %zu weights (more than 1e10)", count);
     bfn_net_config bad = fixture_tiny_config(2, 0.1f);
     bad.groups = 3;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     count = 7;
     CHECK(bfn_net_config_param_count(&bad, &count, &err) == BFN_ERR_ARG && count == 0 &&
@@ -827,7 +827,7 @@ static void test_net_rejects_bad_configs_naming_the_field(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bfn_net_config c = good;
         cases[i].edit(&c);
-        bfn_err err;
+        bfn_err err = {0};
         bfn_err_clear(&err);
         bfn_status st = bfn_net_config_check(&c, &err);
         CHECK(st == BFN_ERR_ARG, "case %zu (%s): status %d", i, cases[i].field, (int)st);
@@ -839,7 +839,7 @@ static void test_net_rejects_bad_configs_naming_the_field(void)
     }
     bfn_net_destroy(sentinel);
     bfn_net *net = NULL;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_net_create(&net, &good, 0, &err) == BFN_ERR_ARG && strstr(err.msg, "max_batch"),
           "max_batch 0 refused: %.150s", err.msg);
     /* runtime argument errors */

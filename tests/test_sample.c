@@ -16,7 +16,7 @@ static bfn_net *make_net(int K, int max_batch)
 {
     bfn_net_config c = fixture_tiny_config(K, 0.1f);
     bfn_net *net = NULL;
-    bfn_err err;
+    bfn_err err = {0};
     if (bfn_net_create(&net, &c, max_batch, &err) != BFN_OK) {
         fprintf(stderr, "net: %s\n", err.msg);
         exit(1);
@@ -34,7 +34,7 @@ static uint8_t *run_samples(bfn_net *net, int count, int n, uint64_t seed, bfn_f
 {
     bfn_sample_config sc = {.n_steps = n, .beta1 = 3.0, .count = count, .seed = seed, .final = fm};
     bfn_sampler *s;
-    bfn_err err;
+    bfn_err err = {0};
     if (bfn_sampler_create(&s, net, &sc, &err) != BFN_OK || bfn_sampler_run(s, NULL, &err) != BFN_OK) {
         fprintf(stderr, "sampler: %s\n", err.msg);
         exit(1);
@@ -109,7 +109,7 @@ static void test_sample_observer_sees_every_step_and_z_is_sum_of_messages(void)
     o.ysum = calloc(4 * 64 * 3, sizeof(float));
     bfn_sample_config sc = {.n_steps = 9, .beta1 = 2.5, .count = 4, .seed = 5};
     bfn_sampler *s;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_sampler_create(&s, net, &sc, &err) == BFN_OK, "create: %s", err.msg);
     bfn_sampler_set_observer(s, observer, &o);
     CHECK(bfn_sampler_run(s, NULL, &err) == BFN_OK, "run: %s", err.msg);
@@ -137,7 +137,7 @@ static void test_sample_cancel_stops_within_one_step(void)
     o.ysum = calloc(2 * 64, sizeof(float));
     bfn_sample_config sc = {.n_steps = 50, .beta1 = 3.0, .count = 2, .seed = 1};
     bfn_sampler *s;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_sampler_create(&s, net, &sc, &err);
     bfn_sampler_set_observer(s, observer, &o);
     bfn_status st = bfn_sampler_run(s, NULL, &err);
@@ -181,7 +181,7 @@ static void test_sample_argmax_final_is_argmax_of_output(void)
     bfn_sample_config sc = {.n_steps = 5, .beta1 = 3.0, .count = 4, .seed = 9,
                             .final = BFN_FINAL_ARGMAX};
     bfn_sampler *s;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_sampler_create(&s, net, &sc, &err);
     bfn_sampler_set_observer(s, final_observer, &fs);
     bfn_sampler_run(s, NULL, &err);
@@ -207,7 +207,7 @@ static void test_sample_alice_messages_follow_the_flow_law(void)
         x[i] = (uint8_t)(i % 3 == 0);
     bfn_sample_config sc = {.n_steps = n, .beta1 = beta1, .count = B, .seed = 11, .x_true = x};
     bfn_sampler *s;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_sampler_create(&s, net, &sc, &err);
     bfn_sampler_run(s, NULL, &err);
     const float *z = bfn_sampler_z(s);
@@ -233,7 +233,7 @@ static void test_sample_rejects_bad_settings(void)
 {
     bfn_net *net = make_net(2, 2);
     bfn_sampler *s = NULL;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_sample_config ok = {.n_steps = 5, .beta1 = 3.0, .count = 2, .seed = 1};
     bfn_sample_config c = ok;
     c.n_steps = 0;

@@ -23,7 +23,7 @@ static bfn_net *tiny_net(int K, int perturbed)
 {
     bfn_net_config c = fixture_tiny_config(K, 0.0f);
     bfn_net *net;
-    bfn_err err;
+    bfn_err err = {0};
     if (bfn_net_create(&net, &c, 16, &err) != BFN_OK) {
         fprintf(stderr, "%s\n", err.msg);
         exit(1);
@@ -146,7 +146,7 @@ static void compare_with_sampler(bfn_net *net, bfn_teach_config *tc, const uint8
     bfn_sample_config sc = {.n_steps = tc->n_steps, .beta1 = tc->beta1, .count = count,
                             .seed = tc->seed, .final = tc->final, .x_true = xt};
     bfn_sampler *s;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_sampler_create(&s, net, &sc, &err) == BFN_OK, "sampler: %s", err.msg);
     bfn_sampler_set_observer(s, trace_z, &tr);
     CHECK(bfn_sampler_run(s, NULL, &err) == BFN_OK, "sampler run: %s", err.msg);
@@ -211,7 +211,7 @@ static void test_teach_same_seed_gives_bob_and_alice_the_same_noise(void)
     ta.mode = BFN_TEACH_ALICE;
     ta.x = x;
     bfn_teach *sb, *sa;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_teach_create(&sb, net, &tb, &err);
     bfn_teach_create(&sa, net, &ta, &err);
     bfn_teach_frame fb, fa;
@@ -239,7 +239,7 @@ static void test_teach_uniform_network_costs_match_golden_and_ln2(void)
     bfn_teach_config tc = {.n_steps = 1, .beta1 = 3.0, .seed = 1, .mode = BFN_TEACH_ALICE,
                            .x = x};
     bfn_teach *t;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_teach_create(&t, net, &tc, &err) == BFN_OK, "create: %s", err.msg);
     bfn_teach_frame f;
     bfn_teach_step(t, &f, &err);
@@ -261,7 +261,7 @@ static double alice_run(bfn_net *net, const uint8_t *x, int n, double beta1, uin
     bfn_teach_config tc = {.n_steps = n, .beta1 = beta1, .seed = seed, .mode = BFN_TEACH_ALICE,
                            .x = x};
     bfn_teach *t;
-    bfn_err err;
+    bfn_err err = {0};
     if (!CHECK(bfn_teach_create(&t, net, &tc, &err) == BFN_OK, "create: %s", err.msg))
         return NAN;
     bfn_teach_frame f;
@@ -329,7 +329,7 @@ static void test_teach_alice_total_matches_eval_ln_for_the_image(void)
     double mean = s / R, se = sqrt((s2 - s * s / R) / (R - 1) / R);
     double rmean = r / R, rse = sqrt((r2 - r * r / R) / (R - 1) / R);
     bfn_eval_result res;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_teach_image_loss(net, x, n, b1, 4000, 8, 5, &res, &err) == BFN_OK, "eval: %s",
           err.msg);
     double tol = 4 * sqrt(se * se + res.ln_se * res.ln_se);
@@ -357,7 +357,7 @@ static void test_teach_inpainting_keeps_every_known_pixel(void)
                                    .mode = BFN_TEACH_BOB, .x = x, .known = known,
                                    .inpaint = (bfn_teach_inpaint)m};
             bfn_teach *t;
-            bfn_err err;
+            bfn_err err = {0};
             if (!CHECK(bfn_teach_create(&t, net, &tc, &err) == BFN_OK, "create: %s", err.msg))
                 break;
             bfn_teach_frame f;
@@ -407,7 +407,7 @@ static void test_teach_general_k_costs_are_finite_and_match_the_sampler(void)
     bfn_teach_config tc = {.n_steps = 5, .beta1 = 2.0, .seed = 3, .mode = BFN_TEACH_ALICE,
                            .x = x, .n_mc = 64};
     bfn_teach *t;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_teach_create(&t, net, &tc, &err) == BFN_OK, "create K=3: %s", err.msg);
     bfn_teach_frame f;
     int bad = 0;
@@ -437,7 +437,7 @@ static void test_teach_rejects_bad_configs_with_a_message(void)
     bfn_net *net = tiny_net(2, 0);
     uint8_t x[D8] = {0}, known[D8] = {0};
     bfn_teach *t = (bfn_teach *)1;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_teach_config ok = {.n_steps = 3, .beta1 = 3.0, .seed = 1, .mode = BFN_TEACH_ALICE,
                            .x = x};
     bfn_teach_config c = ok;

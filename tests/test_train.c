@@ -32,7 +32,7 @@ static bfn_net *make_net(int batch)
 {
     bfn_net_config c = fixture_tiny_config(2, 0.0f);
     bfn_net *net;
-    bfn_err err;
+    bfn_err err = {0};
     if (bfn_net_create(&net, &c, batch, &err) != BFN_OK) {
         fprintf(stderr, "%s\n", err.msg);
         exit(1);
@@ -51,7 +51,7 @@ static void test_train_lowers_loss_on_synthetic_patterns(void)
     tc.total_steps = 300;
     tc.ema_decay = 0.95;
     bfn_trainer *tr;
-    bfn_err err;
+    bfn_err err = {0};
     CHECK(bfn_trainer_create(&tr, net, &tc, &err) == BFN_OK, "create: %s", err.msg);
     double before, after, after_ema;
     bfn_trainer_validate(tr, pattern_batch, NULL, 8, 77, 0, &before, &err);
@@ -85,7 +85,7 @@ static void test_train_resume_from_checkpoint_is_bit_exact(void)
     tc.batch = 8;
     tc.warmup = 3;
     tc.total_steps = 20;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_net *net = make_net(8);
     bfn_trainer *tr;
     bfn_trainer_create(&tr, net, &tc, &err);
@@ -123,7 +123,7 @@ static void test_train_non_finite_step_changes_nothing(void)
 {
     bfn_train_config tc = bfn_train_config_default();
     tc.batch = 4;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_net *net = make_net(4);
     bfn_trainer *tr;
     bfn_trainer_create(&tr, net, &tc, &err);

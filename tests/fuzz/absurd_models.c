@@ -43,7 +43,7 @@ static void one_case(const char *file, const char *loader, int want, const char 
     g_cases++;
     if (!CHECK(stage(file), "%s: readable", file))
         return;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_status st;
     if (!strcmp(loader, "trainer")) {

@@ -54,7 +54,7 @@ int fuzz_args_parse(const char *prog, const char *summary, int argc, char **argv
                 require(str && *str, "empty string accepted", s->name);
                 bfn_data_kind kind;
                 bfn_split split;
-                bfn_err err;
+                bfn_err err = {0};
                 if (!strcmp(s->name, "data"))
                     (void)bfn_data_kind_parse(str, &kind, &err);
                 else if (!strcmp(s->name, "split"))

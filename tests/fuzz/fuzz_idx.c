@@ -119,7 +119,7 @@ static void data_set(int kind, int split, const uint8_t *p, size_t n)
         write_part(2 * part, p, li);
         write_part(2 * part + 1, p + li, n - li);
     }
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_dataset ds;
     if (bfn_dataset_load(&ds, g_dir, BFN_PART_TRAIN, &err) == BFN_OK) {

@@ -81,7 +81,7 @@ static int small_enough(const bfn_net_config *c)
 static void check_loaded(const uint8_t *file, size_t n, const bfn_model_meta *meta,
                          const bfn_model_sections *secs)
 {
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     require(bfn_model_meta_check(meta, &err) == BFN_OK, "loaded header fails meta_check", &err);
 
@@ -119,7 +119,7 @@ static void check_loaded(const uint8_t *file, size_t n, const bfn_model_meta *me
 static void check_net(const char *path, const bfn_model_meta *meta,
                       const bfn_model_sections *secs)
 {
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_status cst = bfn_net_config_check(&meta->config, &err);
     require(cst == BFN_OK || err.msg[0], "config refused without a message", &err);
@@ -181,7 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     bfn_model_meta meta;
     bfn_model_sections secs;
-    bfn_err err;
+    bfn_err err = {0};
     bfn_err_clear(&err);
     bfn_status st = bfn_model_load(g_file.path, &meta, &secs, &err);
     require(known_status(st), "load returned an unknown status", &err);

@@ -172,7 +172,7 @@ static bfn_net_config attn_config(void)
 static bfn_net *make_net(const bfn_net_config *c, int batch)
 {
     bfn_net *net = NULL;
-    bfn_err err;
+    bfn_err err = {0};
     if (bfn_net_create(&net, c, batch, &err) != BFN_OK)
         die(err.msg);
     bfn_net_init_params(net, 5);
@@ -200,7 +200,7 @@ static char g_tmp[1024];
 /* Saves a net as a model file and returns its bytes. */
 static uint8_t *net_file(bfn_net *net, const bfn_model_meta *m, size_t *n)
 {
-    bfn_err err;
+    bfn_err err = {0};
     if (bfn_model_save_net(g_tmp, m, net, NULL, 0, &err) != BFN_OK)
         die(err.msg);
     return slurp(g_tmp, n);
@@ -209,7 +209,7 @@ static uint8_t *net_file(bfn_net *net, const bfn_model_meta *m, size_t *n)
 static uint8_t *sections_file(const bfn_model_meta *m, const bfn_model_section *s, int n_sec,
                               size_t *n)
 {
-    bfn_err err;
+    bfn_err err = {0};
     if (bfn_model_save(g_tmp, m, s, n_sec, &err) != BFN_OK)
         die(err.msg);
     return slurp(g_tmp, n);
@@ -277,7 +277,7 @@ static uint8_t *checkpoint_file(size_t *n, bfn_model_meta *meta, bfn_model_secti
     tc.total_steps = 10;
     tc.warmup = 1;
     bfn_trainer *tr = NULL;
-    bfn_err err;
+    bfn_err err = {0};
     if (bfn_trainer_create(&tr, net, &tc, &err) != BFN_OK)
         die(err.msg);
     for (int i = 0; i < 2; i++)
