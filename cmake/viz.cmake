@@ -10,8 +10,6 @@ list(REMOVE_ITEM VIZ_SRC ${CMAKE_SOURCE_DIR}/src/viz/main.c)
 add_library(viz STATIC ${VIZ_SRC})
 target_include_directories(viz PUBLIC ${CMAKE_SOURCE_DIR}/src/viz)
 target_link_libraries(viz PUBLIC bfn PkgConfig::SDL2 PkgConfig::SDL2_TTF)
-# lets the app find assets/fonts when started from outside the repository
-target_compile_definitions(viz PRIVATE VIZ_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 
 add_executable(bfnviz ${CMAKE_SOURCE_DIR}/src/viz/main.c)
 target_link_libraries(bfnviz PRIVATE viz)

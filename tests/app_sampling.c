@@ -130,14 +130,27 @@ static void test_app_dragging_beta1_slider_changes_setting_and_samples(void)
     viz_app_destroy(a);
 }
 
+/* Moves the mouse over pixel (px, py) of cell; (*sx, *sy) is where. */
+static void point_at(viz_app *a, int cell, int px, int py, int *sx, int *sy)
+{
+    CHECK(viz_app_pixel_pos(a, cell, px, py, sx, sy), "pixel on screen");
+    viz_app_mouse_move(a, *sx, *sy);
+}
+
+/* A click at (sx, sy) (pins the pixel under it). */
+static void click_at(viz_app *a, int sx, int sy)
+{
+    viz_app_mouse_button(a, sx, sy, 1);
+    viz_app_mouse_button(a, sx, sy, 0);
+}
+
 static void test_app_hovering_a_pixel_fills_inspector_with_engine_values(void)
 {
     const int n = 20, cell = 3, px = 5, py = 9;
     viz_app *a = fx_open(dir, model, n, 2, 11);
     CHECK(viz_app_wait_run(a, 60), "the run finished");
     int sx, sy;
-    CHECK(viz_app_pixel_pos(a, cell, px, py, &sx, &sy), "pixel on screen");
-    viz_app_mouse_move(a, sx, sy);
+    point_at(a, cell, px, py, &sx, &sy);
     viz_app_run_frames(a, 1);
     viz_app_state s = fx_state(a);
     CHECK(s.insp_cell == cell && s.insp_x == px && s.insp_y == py,
@@ -166,8 +179,7 @@ static void test_app_hovering_a_pixel_fills_inspector_with_engine_values(void)
     CHECK_NEAR(0, dy, 0, "max |y - engine| over the run (exact floats)");
     CHECK_NEAR(0, dk, 0, "steps whose class k differs from the engine's");
     /* a click pins it: moving away no longer changes the inspected pixel */
-    viz_app_mouse_button(a, sx, sy, 1);
-    viz_app_mouse_button(a, sx, sy, 0);
+    click_at(a, sx, sy);
     viz_app_run_frames(a, 1);
     int ox, oy;
     viz_app_pixel_pos(a, 0, 1, 1, &ox, &oy);
@@ -494,10 +506,8 @@ static void test_app_pinned_pixel_outside_a_smaller_model_is_not_read(void)
     viz_app *a = fx_open(dir, model, n, 2, 5);
     CHECK(viz_app_wait_run(a, 60), "the 16x16 run finished");
     int sx, sy;
-    CHECK(viz_app_pixel_pos(a, cell, px, py, &sx, &sy), "pixel on screen");
-    viz_app_mouse_move(a, sx, sy);
-    viz_app_mouse_button(a, sx, sy, 1);
-    viz_app_mouse_button(a, sx, sy, 0);
+    point_at(a, cell, px, py, &sx, &sy);
+    click_at(a, sx, sy);
     viz_app_run_frames(a, 1);
     float th[64];
     CHECK_NEAR(n + 1, viz_app_inspector(a, th, NULL, NULL, NULL, 64), 0,
@@ -522,22 +532,22 @@ static void test_app_pinned_pixel_outside_a_smaller_model_is_not_read(void)
  * the repository: under the directory above its executable's (this test's is
  * a build directory inside the repository) or the source tree; a path under
  * the working directory comes first. */
-static void test_viz_locate_finds_repository_paths_from_any_directory(void)
+static void test_locate_finds_repository_paths_from_any_directory(void)
 {
     char orig[VIZ_PATH_MAX], out[VIZ_PATH_MAX], here[700];
     CHECK(getcwd(orig, sizeof orig) != NULL, "getcwd");
     snprintf(here, sizeof here, "%s/elsewhere", dir);
     CHECK(mkdir(here, 0755) == 0 && chdir(here) == 0, "chdir to %.300s", here);
     const char *font = "assets/fonts/DejaVuSans.ttf";
-    CHECK(viz_locate(font, out, sizeof out) == 1, "the font is found from %.300s: '%.300s'", here, out);
+    CHECK(bfn_locate(font, out, sizeof out) == 1, "the font is found from %.300s: '%.300s'", here, out);
     size_t n = strlen(out), r = strlen(font);
     struct stat sb;
     CHECK(n > r && !strcmp(out + n - r, font) && out[n - r - 1] == '/' && stat(out, &sb) == 0,
           "'%.300s' is an existing path ending in /%.100s", out, font);
     CHECK(mkdir("models", 0755) == 0, "mkdir models");
-    CHECK(viz_locate("models", out, sizeof out) == 1 && !strcmp(out, "models"),
+    CHECK(bfn_locate("models", out, sizeof out) == 1 && !strcmp(out, "models"),
           "models/ under the working directory comes first: '%.300s'", out);
-    CHECK(viz_locate("no/such/path", out, sizeof out) == 0 && !strcmp(out, "no/such/path"),
+    CHECK(bfn_locate("no/such/path", out, sizeof out) == 0 && !strcmp(out, "no/such/path"),
           "a path found nowhere is returned as given: '%.300s'", out);
     CHECK(chdir(orig) == 0, "chdir back to %.300s", orig);
 }
@@ -560,7 +570,7 @@ int main(void)
     RUN(test_app_tooltip_appears_after_hovering_a_control);
     RUN(test_app_training_without_data_reports_the_error_in_the_panel);
     RUN(test_app_quit_request_stops_a_waiting_script);
-    RUN(test_viz_locate_finds_repository_paths_from_any_directory);
+    RUN(test_locate_finds_repository_paths_from_any_directory);
     fx_rmtree(dir);
     return check_finish();
 }

@@ -126,6 +126,14 @@ bfn_status bfn_split_parse(const char *name, bfn_split *split, bfn_err *err);
  * there) for mnist and twodigit, "/usr/share/datasets/fashion-mnist" (Debian
  * package dataset-fashion-mnist) for fashion. */
 const char *bfn_data_default_dir(bfn_data_kind kind);
+/* Where a path of the repository (models/mnist.bfn, data/mnist, assets/...)
+ * is, so that the tools work from any working directory: rel itself when it
+ * exists there (or is absolute), else the first that exists of rel under the
+ * directory above the executable's (the repository, for a build directory
+ * inside it) and under the source tree the library was built from. Writes
+ * it to out (rel when none exists, so that an error names the usual path);
+ * 1 if it exists, else 0. */
+int bfn_locate(const char *rel, char *out, size_t cap);
 
 typedef struct bfn_source bfn_source;
 

@@ -2,9 +2,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -41,36 +39,6 @@ int cli_fail(const char *cmd, bfn_status st, const bfn_err *err)
     if (st == BFN_ERR_ARG)
         return EXIT_USAGE;
     return EXIT_FAIL;
-}
-
-static int path_exists(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
-const char *cli_locate(const char *rel, char *buf, size_t cap)
-{
-    if (rel[0] == '/' || path_exists(rel))
-        return rel;
-    char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    /* the directory above the executable's: /src/build/bfn -> /src */
-    char *slash = len > 0 ? (exe[len] = '\0', strrchr(exe, '/')) : NULL;
-    if (slash) {
-        *slash = '\0';
-        slash = strrchr(exe, '/');
-    }
-    if (slash && slash > exe) {
-        *slash = '\0';
-        int n = snprintf(buf, cap, "%s/%s", exe, rel);
-        if (n > 0 && (size_t)n < cap && path_exists(buf))
-            return buf;
-    }
-    int n = snprintf(buf, cap, "%s/%s", BFN_SOURCE_DIR, rel);
-    if (n > 0 && (size_t)n < cap && path_exists(buf))
-        return buf;
-    return rel;
 }
 
 double cli_now(void)

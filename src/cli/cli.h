@@ -8,11 +8,7 @@
 #include "bfn/common.h"
 
 #define BFN_DEFAULT_MODEL "models/mnist.bfn"
-
-/* The source tree the program was built from (CMake sets it). */
-#ifndef BFN_SOURCE_DIR
-#define BFN_SOURCE_DIR "."
-#endif
+#define BFN_PATH_MAX 4096 /* paths the tool builds (bfn_locate) */
 
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
@@ -33,13 +29,6 @@ volatile int *cli_interrupt_flag(void);
  * f32 images in [0, 1] (u8 NULL). */
 bfn_status cli_write_grid(const char *path, const uint8_t *u8, int vmax, const float *f32, int n,
                           int h, int w, int cols, int scale, bfn_err *err);
-/* Where a default path of the repository (models/mnist.bfn, data/mnist) is:
- * rel itself when it exists under the working directory (or is absolute),
- * else the first that exists of rel under the directory above the
- * executable's (the repository, for a build directory inside it) and under
- * BFN_SOURCE_DIR, written to buf; rel when none exists, so that the error
- * that follows names the usual path. */
-const char *cli_locate(const char *rel, char *buf, size_t cap);
 /* Uses n BLAS threads (n <= 0: leave the default). */
 void cli_set_threads(int n);
 

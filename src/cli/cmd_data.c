@@ -11,6 +11,9 @@
 #include "bfn/image.h"
 #include "cli.h"
 
+#ifndef BFN_SOURCE_DIR
+#define BFN_SOURCE_DIR "."
+#endif
 
 static int data_fetch(int argc, char **argv)
 {

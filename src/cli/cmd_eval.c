@@ -113,11 +113,13 @@ int cmd_eval(int argc, char **argv)
                        "Estimates the test NLL bound L^n + L^r (or L_inf + L^r) in nats/image, each\n"
                        "image dynamically binarized afresh for every repeat.",
                        argc, argv, 2, specs, (int)(sizeof specs / sizeof specs[0]));
-    char model_buf[4200], data_buf[4200];
-    if (!model)
-        model = cli_locate(BFN_DEFAULT_MODEL, model_buf, sizeof model_buf);
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
+    char model_buf[BFN_PATH_MAX], data_buf[BFN_PATH_MAX];
+    if (!model) {
+        bfn_locate(BFN_DEFAULT_MODEL, model_buf, sizeof model_buf);
+        model = model_buf;
+    }
     int steps[BFN_EVAL_MAX_ROWS], rows = 0;
     if (!continuous || specs[1].seen) { /* --steps */
         rows = parse_steps(steps_arg, steps, BFN_EVAL_MAX_ROWS - (continuous != 0));
@@ -145,8 +147,10 @@ int cmd_eval(int argc, char **argv)
         bfn_net_destroy(net);
         return cli_fail("eval", BFN_ERR_ARG, &err);
     }
-    if (!data_dir)
-        data_dir = cli_locate(bfn_data_default_dir(kind), data_buf, sizeof data_buf);
+    if (!data_dir) {
+        bfn_locate(bfn_data_default_dir(kind), data_buf, sizeof data_buf);
+        data_dir = data_buf;
+    }
     if ((st = bfn_source_create(&src, kind, data_dir, sp, 0, &err)) != BFN_OK) {
         bfn_net_destroy(net);
         return cli_fail("eval", st, &err);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bfn/data.h"
 #include "bfn/model_io.h"
 #include "cli.h"
 
@@ -22,9 +23,11 @@ int cmd_info(int argc, char **argv)
                        argc, argv, first, specs, 1);
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
-    char model_buf[4200];
-    if (!model)
-        model = cli_locate(BFN_DEFAULT_MODEL, model_buf, sizeof model_buf);
+    char model_buf[BFN_PATH_MAX];
+    if (!model) {
+        bfn_locate(BFN_DEFAULT_MODEL, model_buf, sizeof model_buf);
+        model = model_buf;
+    }
     bfn_err err = {0};
     bfn_model_meta meta;
     bfn_model_sections secs;

@@ -10,6 +10,7 @@
 
 #include "bfn/flow.h"
 #include "bfn/image.h"
+#include "bfn/data.h"
 #include "bfn/model_io.h"
 #include "bfn/sample.h"
 #include "cli.h"
@@ -133,11 +134,13 @@ int cmd_sample(int argc, char **argv)
     int r = args_parse("bfn sample",
                        "Generates images with Algorithm 9 (BFN paper) and writes them as a PNG grid.",
                        argc, argv, 2, specs, (int)(sizeof specs / sizeof specs[0]));
-    char model_buf[4200];
-    if (!model)
-        model = cli_locate(BFN_DEFAULT_MODEL, model_buf, sizeof model_buf);
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
+    char model_buf[BFN_PATH_MAX];
+    if (!model) {
+        bfn_locate(BFN_DEFAULT_MODEL, model_buf, sizeof model_buf);
+        model = model_buf;
+    }
     cli_set_threads(threads);
     bfn_err err = {0};
     bfn_net *net = NULL;

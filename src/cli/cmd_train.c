@@ -143,10 +143,12 @@ int cmd_train(int argc, char **argv)
     bfn_status st = bfn_data_kind_parse(data, &kind, &err);
     if (st != BFN_OK)
         return cli_fail("train", BFN_ERR_ARG, &err);
-    char data_buf[4200];
+    char data_buf[BFN_PATH_MAX];
     int default_dir = !data_dir;
-    if (!data_dir)
-        data_dir = cli_locate(bfn_data_default_dir(kind), data_buf, sizeof data_buf);
+    if (!data_dir) {
+        bfn_locate(bfn_data_default_dir(kind), data_buf, sizeof data_buf);
+        data_dir = data_buf;
+    }
     char ckpt_buf[512], out_buf[512], log_buf[600];
     if (!ckpt) {
         snprintf(ckpt_buf, sizeof ckpt_buf, "runs/%s.ckpt", bfn_data_kind_name(kind));

@@ -577,6 +577,43 @@ const char *bfn_data_default_dir(bfn_data_kind kind)
     return kind == BFN_DATA_FASHION ? "/usr/share/datasets/fashion-mnist" : "data/mnist";
 }
 
+#ifndef BFN_SOURCE_DIR
+#define BFN_SOURCE_DIR "."
+#endif
+
+static int path_exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* prefix/rel into out when it fits and exists */
+static int try_under(const char *prefix, const char *rel, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", prefix, rel);
+    return n > 0 && (size_t)n < cap && path_exists(out);
+}
+
+int bfn_locate(const char *rel, char *out, size_t cap)
+{
+    if (rel[0] != '/' && !path_exists(rel)) {
+        char exe[4096];
+        ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        /* the directory above the executable's: /src/build/bfn -> /src */
+        char *slash = len > 0 ? (exe[len] = '\0', strrchr(exe, '/')) : NULL;
+        if (slash) {
+            *slash = '\0';
+            slash = strrchr(exe, '/');
+        }
+        if (slash && slash > exe && (*slash = '\0', try_under(exe, rel, out, cap)))
+            return 1;
+        if (try_under(BFN_SOURCE_DIR, rel, out, cap))
+            return 1;
+    }
+    snprintf(out, cap, "%s", rel);
+    return path_exists(rel);
+}
+
 void bfn_source_destroy(bfn_source *src)
 {
     if (!src)

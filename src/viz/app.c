@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "app_internal.h"
+#include "bfn/data.h"
 #include "bfn/gemm.h"
 #include "bfn/image.h"
 
@@ -44,7 +45,7 @@ static int find_font(const char *want, char *out, size_t cap)
         viz_strcpy(out, cap, want);
         return file_exists(want);
     }
-    if (viz_locate("assets/fonts/DejaVuSans.ttf", out, cap))
+    if (bfn_locate("assets/fonts/DejaVuSans.ttf", out, cap))
         return 1;
     viz_strcpy(out, cap, "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
     return file_exists(out);
@@ -120,7 +121,7 @@ viz_app *viz_app_create(const viz_options *o, char *err, size_t cap)
     if (o->models_dir)
         viz_strcpy(a->model_dir, sizeof a->model_dir, o->models_dir);
     else /* the shipped models, also when started outside the repository */
-        viz_locate("models", a->model_dir, sizeof a->model_dir);
+        bfn_locate("models", a->model_dir, sizeof a->model_dir);
     viz_strcpy(a->runs_dir, sizeof a->runs_dir, o->runs_dir ? o->runs_dir : "runs");
     viz_strcpy(a->data_dir, sizeof a->data_dir, o->data_dir ? o->data_dir : "");
     viz_strcpy(a->out_dir, sizeof a->out_dir, o->out_dir ? o->out_dir : "out");

@@ -13,7 +13,6 @@
 #include "bfn/data.h"
 #include "teach_internal.h"
 
-
 #define PLAY_RUN_S 6.0        /* at 1× a whole lesson plays in this many seconds */
 #define EVAL_DRAWS 48         /* copies of x for the model's L^n of the image */
 #define DIGIT_STREAM 0x54454143U
@@ -23,7 +22,7 @@
 static int open_asset(const char *rel, FILE **f)
 {
     char p[VIZ_PATH_MAX];
-    viz_locate(rel, p, sizeof p);
+    bfn_locate(rel, p, sizeof p);
     *f = fopen(p, "rb");
     return *f != NULL;
 }

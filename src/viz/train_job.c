@@ -118,7 +118,7 @@ static bfn_status setup(viz_train *t, char *msg, size_t cap)
     char found[VIZ_PATH_MAX];
     const char *dir = q->data_dir;
     if (!dir[0]) { /* the default place, also when started outside the repository */
-        viz_locate(bfn_data_default_dir(q->data), found, sizeof found);
+        bfn_locate(bfn_data_default_dir(q->data), found, sizeof found);
         dir = found;
     }
     bfn_status st = bfn_source_create(&t->src, q->data, dir, BFN_SPLIT_TRAIN, q->seed, &err);

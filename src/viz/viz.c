@@ -6,11 +6,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
-
-#ifndef VIZ_SOURCE_DIR
-#define VIZ_SOURCE_DIR "."
-#endif
 
 double viz_now(void)
 {
@@ -50,41 +45,4 @@ int viz_mkdir(const char *dir)
     if (mkdir(dir, 0755) == 0 || errno == EEXIST)
         return 0;
     return -1;
-}
-
-static int exists(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
-int viz_locate(const char *rel, char *out, size_t cap)
-{
-    char cand[VIZ_PATH_MAX], exe[VIZ_PATH_MAX];
-    if (rel[0] == '/' || exists(rel)) {
-        viz_strcpy(out, cap, rel);
-        return exists(rel);
-    }
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    /* the directory above the executable's: /src/build/bfn -> /src */
-    char *slash = len > 0 ? (exe[len] = '\0', strrchr(exe, '/')) : NULL;
-    if (slash) {
-        *slash = '\0';
-        slash = strrchr(exe, '/');
-    }
-    if (slash && slash > exe) {
-        *slash = '\0';
-        int n = snprintf(cand, sizeof cand, "%s/%s", exe, rel);
-        if (n > 0 && (size_t)n < sizeof cand && exists(cand)) {
-            viz_strcpy(out, cap, cand);
-            return 1;
-        }
-    }
-    int n = snprintf(cand, sizeof cand, "%s/%s", VIZ_SOURCE_DIR, rel);
-    if (n > 0 && (size_t)n < sizeof cand && exists(cand)) {
-        viz_strcpy(out, cap, cand);
-        return 1;
-    }
-    viz_strcpy(out, cap, rel);
-    return 0;
 }

@@ -24,14 +24,6 @@ void viz_fmt(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(
 /* Last path component of p ("models/mnist.bfn" → "mnist.bfn"). */
 const char *viz_basename(const char *p);
 
-/* Where a path of the repository (assets/…, models, data/mnist) is: rel when
- * it exists under the working directory (or is absolute), else the first that
- * exists of rel under the directory above the executable's (the repository,
- * for a build directory inside it) and under VIZ_SOURCE_DIR (the source tree
- * the app was built from). Writes it to out; 1 if it exists, 0 (out = rel) if
- * none does. */
-int viz_locate(const char *rel, char *out, size_t cap);
-
 /* Creates directory dir if it is missing (one level). 0 on success. */
 int viz_mkdir(const char *dir);
 

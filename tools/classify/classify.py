@@ -261,8 +261,6 @@ def crop_to_digit(halves):
             cy, cx = (HALF_H - 1) / 2, (HALF_W - 1) / 2
         # half-up rounding (Python's round() goes to even: the window would depend on placement)
         top, left = math.floor(cy - DIGIT / 2 + 0.5), math.floor(cx - DIGIT / 2 + 0.5)
-        top = min(max(top, -DIGIT), HALF_H)
-        left = min(max(left, -DIGIT), HALF_W)
         out[i] = pad[i, top + DIGIT:top + 2 * DIGIT, left + DIGIT:left + 2 * DIGIT]
     return torch.from_numpy(out)
 

@@ -496,9 +496,9 @@ void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
  * Here the vectors hold 16 output channels instead: a tile of 6 positions
  * × 64 channels (24 zmm accumulators) broadcasts the input value of each
  * position and loads 64 weights of tap k from wᵀ (K, cout); channels past
- * the last multiple of 64 go through a narrower tile (cv_tile_1..3). Each
- * output is still bias + Σ_k in order k = 0..K−1 (one fused multiply-add chain, then
- * the addend), so it has the same bits as the position-vector kernel. */
+ * the last multiple of 64 go through a narrower tile. Each output is still
+ * bias + Σ_k in order k = 0..K−1 (one fused multiply-add chain, then the
+ * addend), so it has the same bits as the position-vector kernel. */
 
 int bfn_convk_cv_supported(const bfn_conv2d_shape *s)
 {
@@ -520,59 +520,15 @@ void bfn_convk_cv_transpose(float *wt, const float *w, const bfn_conv2d_shape *s
 }
 
 #if CONVK_X86
-#define CV_DECL(i)                                                                               \
-    __m512 c##i##0 = _mm512_loadu_ps(bias), c##i##1 = _mm512_loadu_ps(bias + 16),              \
-           c##i##2 = _mm512_loadu_ps(bias + 32), c##i##3 = _mm512_loadu_ps(bias + 48);          \
-    const float *q##i = pos[i < np ? i : 0];
-#define CV_FMA(i)                                                                                \
-    {                                                                                            \
-        __m512 x = _mm512_set1_ps(q##i[o]);                                                      \
-        c##i##0 = _mm512_fmadd_ps(x, w0, c##i##0);                                               \
-        c##i##1 = _mm512_fmadd_ps(x, w1, c##i##1);                                               \
-        c##i##2 = _mm512_fmadd_ps(x, w2, c##i##2);                                               \
-        c##i##3 = _mm512_fmadd_ps(x, w3, c##i##3);                                               \
-    }
-#define CV_ST1(i, v)                                                                             \
-    {                                                                                            \
-        float *o = out + (size_t)16 * v * ldc + opos[i];                                         \
-        __m512 r = c##i##v;                                                                      \
-        if (add)                                                                                 \
-            r = _mm512_add_ps(_mm512_i32gather_ps(idx, add + (o - out), 4), r);                  \
-        _mm512_i32scatter_ps(o, idx, r, 4);                                                      \
-    }
-#define CV_ST(i)                                                                                 \
-    if (i < np) {                                                                                \
-        CV_ST1(i, 0) CV_ST1(i, 1) CV_ST1(i, 2) CV_ST1(i, 3)                                      \
-    }
-#define CV6(F) F(0) F(1) F(2) F(3) F(4) F(5)
-
-/* np <= 6 outputs of 64 channels: pos[i] is the grid position of the
- * output at column opos[i], wt the 64 channels' column of wᵀ (row stride
- * ldw), out and add the 64 channels' rows (stride ldc). */
-static T512 void cv_tile(int K, const float *const *pos, int np, const int *boff,
-                         const float *wt, size_t ldw, const float *bias, float *out,
-                         const float *add, size_t ldc, const int *opos)
-{
-    CV6(CV_DECL)
-    for (int k = 0; k < K; k++) {
-        const float *w = wt + (size_t)k * ldw;
-        int o = boff[k];
-        __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
-        __m512 w2 = _mm512_loadu_ps(w + 32), w3 = _mm512_loadu_ps(w + 48);
-        CV6(CV_FMA)
-    }
-    __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int)ldc));
-    CV6(CV_ST)
-}
-
-/* The last 16, 32 or 48 channels of a conv whose channel count is not a
- * multiple of 64 (the 48- and 96-channel layers of a base-48 network): NP
- * positions × NV vectors of 16 channels, 24 accumulators like the 64-channel
- * tile, each output the same chain (bias, then one fused multiply-add per
- * tap in order, then the addend), so the same bits as the other kernels. */
-#define CV_REM_TILE(NP, NV)                                                                      \
+/* One tile: np <= NP outputs of 16·NV channels, NP·NV = 24 zmm
+ * accumulators. pos[i] is the grid position of the output at column opos[i],
+ * wt the channels' column of wᵀ (row stride ldw), out and add their rows
+ * (stride ldc). cv_tile_4 (6 positions × 64 channels) does the bulk; the
+ * last 16, 32 or 48 channels of a conv whose channel count is not a multiple
+ * of 64 (a base-48 network's 48- and 96-channel layers) go through
+ * cv_tile_1..3. Each output is the same chain (bias, then one fused
+ * multiply-add per tap in order, then the addend) whatever the tile. */
+#define CV_TILE(NP, NV)                                                                      \
     static T512 void cv_tile_##NV(int K, const float *const *pos, int np, const int *boff,     \
                                   const float *wt, size_t ldw, const float *bias, float *out,  \
                                   const float *add, size_t ldc, const int *opos)                \
@@ -610,10 +566,11 @@ static T512 void cv_tile(int K, const float *const *pos, int np, const int *boff
                 _mm512_i32scatter_ps(o, idx, r, 4);                                             \
             }                                                                                   \
     }
-CV_REM_TILE(24, 1)
-CV_REM_TILE(12, 2)
-CV_REM_TILE(8, 3)
-#define CV_REM_MAX_NP 24
+CV_TILE(24, 1)
+CV_TILE(12, 2)
+CV_TILE(8, 3)
+CV_TILE(6, 4)
+#define CV_MAX_NP 24
 
 /* Where small-grid position (y, x) writes: column (step·y + dy)·width +
  * step·x + dx of the output rows (step 1: the position itself; step 2:
@@ -635,39 +592,32 @@ static void cv_positions(const float **pos, int *opos, int q, int np, out_map m,
 
 /* Positions [p0, p1) of an image wo wide, each read on the padded grid
  * `data` (rows wp floats, the first holding image row r0 − pad) through
- * the K taps boff, six positions × 64 channels a tile (then the last 16,
- * 32 or 48 channels, 24, 12 or 8 positions a tile), written through m into
- * out (cout rows of n1; cout a multiple of 16). */
+ * the K taps boff, written through m into out (cout rows of n1; cout a
+ * multiple of 16): 64 channels at a time, six positions a tile, then the
+ * remaining 16, 32 or 48 channels, 24, 12 or 8 positions a tile. */
 static void cv_range(float *out, size_t n1, out_map m, const float *data, int r0, int wo, int wp,
                      int K, const int *boff, const float *wt, int cout, const float *bias,
                      const float *add, int p0, int p1)
 {
     float zero[64] = {0};
-    const float *pos[CV_REM_MAX_NP];
-    int opos[CV_REM_MAX_NP];
-    int c64 = cout / 64 * 64, rem = cout - c64;
-    if (c64)
-        for (int q = p0; q < p1; q += 6) {
-            int np = p1 - q < 6 ? p1 - q : 6;
+    const float *pos[CV_MAX_NP];
+    int opos[CV_MAX_NP];
+    for (int c0 = 0; c0 < cout; c0 += 64) {
+        int nv = cout - c0 < 64 ? (cout - c0) / 16 : 4, step = 24 / nv;
+        const float *b = bias ? bias + c0 : zero, *a = add ? add + (size_t)c0 * n1 : NULL;
+        float *o = out + (size_t)c0 * n1;
+        for (int q = p0; q < p1; q += step) {
+            int np = p1 - q < step ? p1 - q : step;
             cv_positions(pos, opos, q, np, m, data, r0, wo, wp);
-            for (int c0 = 0; c0 < c64; c0 += 64)
-                cv_tile(K, pos, np, boff, wt + c0, (size_t)cout, bias ? bias + c0 : zero,
-                        out + (size_t)c0 * n1, add ? add + (size_t)c0 * n1 : NULL, n1, opos);
+            if (nv == 4)
+                cv_tile_4(K, pos, np, boff, wt + c0, (size_t)cout, b, o, a, n1, opos);
+            else if (nv == 3)
+                cv_tile_3(K, pos, np, boff, wt + c0, (size_t)cout, b, o, a, n1, opos);
+            else if (nv == 2)
+                cv_tile_2(K, pos, np, boff, wt + c0, (size_t)cout, b, o, a, n1, opos);
+            else
+                cv_tile_1(K, pos, np, boff, wt + c0, (size_t)cout, b, o, a, n1, opos);
         }
-    if (!rem)
-        return;
-    int nv = rem / 16, step = 24 / nv;
-    const float *b = bias ? bias + c64 : zero, *a = add ? add + (size_t)c64 * n1 : NULL;
-    float *o = out + (size_t)c64 * n1;
-    for (int q = p0; q < p1; q += step) {
-        int np = p1 - q < step ? p1 - q : step;
-        cv_positions(pos, opos, q, np, m, data, r0, wo, wp);
-        if (nv == 1)
-            cv_tile_1(K, pos, np, boff, wt + c64, (size_t)cout, b, o, a, n1, opos);
-        else if (nv == 2)
-            cv_tile_2(K, pos, np, boff, wt + c64, (size_t)cout, b, o, a, n1, opos);
-        else
-            cv_tile_3(K, pos, np, boff, wt + c64, (size_t)cout, b, o, a, n1, opos);
     }
 }
 
