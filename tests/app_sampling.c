@@ -2,6 +2,7 @@
  * events at widget positions taken from the app's own layout, results
  * compared with the engine's sampler run directly on the same model. */
 #include "app_fixture.h"
+#include "bfn/gemm.h"
 #include "script.h"
 #include "viz.h"
 
@@ -552,6 +553,28 @@ static void test_locate_finds_repository_paths_from_any_directory(void)
     CHECK(chdir(orig) == 0, "chdir back to %.300s", orig);
 }
 
+static void test_app_threads_default_to_the_cores_up_to_four(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cores < 1 ? 1 : cores > VIZ_AUTO_THREADS_MAX ? VIZ_AUTO_THREADS_MAX : (int)cores;
+    CHECK_NEAR(want, viz_threads_for(0), 0, "threads when not asked (%ld cores online)", cores);
+    CHECK_NEAR(3, viz_threads_for(3), 0, "threads when 3 are asked");
+    int prev = bfn_gemm_set_threads(1);
+    viz_app *a = fx_open(dir, model, 4, 2, 1);
+    CHECK_NEAR(want, bfn_gemm_threads(), 0, "network threads of an app opened with the defaults");
+    CHECK(viz_app_wait_run(a, 60), "its first run finished");
+    viz_app_destroy(a);
+    viz_options o;
+    fx_dirs d;
+    fx_options(&o, &d, dir, model, 4, 2, 1);
+    o.blas_threads = 1;
+    bfn_gemm_set_threads(2);
+    a = fx_create(&o);
+    CHECK_NEAR(1, bfn_gemm_threads(), 0, "network threads of an app opened with --threads 1");
+    viz_app_destroy(a);
+    bfn_gemm_set_threads(prev);
+}
+
 int main(void)
 {
     fx_tmpdir(dir, sizeof dir);
@@ -571,6 +594,7 @@ int main(void)
     RUN(test_app_training_without_data_reports_the_error_in_the_panel);
     RUN(test_app_quit_request_stops_a_waiting_script);
     RUN(test_locate_finds_repository_paths_from_any_directory);
+    RUN(test_app_threads_default_to_the_cores_up_to_four);
     fx_rmtree(dir);
     return check_finish();
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "app_internal.h"
 #include "bfn/data.h"
@@ -26,9 +27,19 @@ void viz_options_default(viz_options *o)
     o->n_steps = 100;
     o->grid = 4;
     o->seed = 1;
-    o->blas_threads = 1;
+    o->blas_threads = 0; /* one per core, at most VIZ_AUTO_THREADS_MAX */
     o->mem_cap_mb = 256;
     o->preview_every_s = 30;
+}
+
+int viz_threads_for(int asked)
+{
+    if (asked > 0)
+        return asked;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        return 1;
+    return cores < VIZ_AUTO_THREADS_MAX ? (int)cores : VIZ_AUTO_THREADS_MAX;
 }
 
 static int file_exists(const char *p)
@@ -134,8 +145,7 @@ viz_app *viz_app_create(const viz_options *o, char *err, size_t cap)
         free(a);
         return NULL;
     }
-    if (o->blas_threads > 0)
-        bfn_gemm_set_threads(o->blas_threads);
+    bfn_gemm_set_threads(viz_threads_for(o->blas_threads));
     a->zoom = (float)a->opt.scale;
     if (create_video(a, err, cap) != 0 ||
         !(a->text = viz_text_create(a->ren, a->font_path, a->zoom, err, cap))) {

@@ -37,13 +37,18 @@ typedef struct {
     int n_steps, grid, argmax;
     double beta1;            /* <= 0: the model's own */
     uint64_t seed;
-    int blas_threads;        /* BLAS threads per call (both threads use it) */
+    int blas_threads;        /* threads per network call (both threads use it); 0: auto */
     size_t mem_cap_mb;       /* bound on the memory one run keeps */
     double preview_every_s;  /* seconds between training previews */
 } viz_options;
 
 /* Defaults: 1280×800, scale 1, n = 100, 4×4 grid, seed 1, 256 MB. */
 void viz_options_default(viz_options *o);
+/* Threads per network call for --threads asked (<= 0: one per online core,
+ * at most VIZ_AUTO_THREADS_MAX, leaving the window its own core on larger
+ * machines; a 4x4 grid is a batch of only 16 images). */
+#define VIZ_AUTO_THREADS_MAX 4
+int viz_threads_for(int asked);
 
 typedef struct viz_app viz_app;
 

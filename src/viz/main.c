@@ -28,7 +28,7 @@ static const char *USAGE =
     "  --beta1 X           accuracy beta(1) (default: the model's own)\n"
     "  --seed N            random seed (default 1)\n"
     "  --argmax            final output = most probable class\n"
-    "  --threads N         BLAS threads per network call (default 1)\n"
+    "  --threads N         threads per network call (default: one per core, at most 4)\n"
     "  --mem-mb N          memory one run may keep (default 256)\n"
     "  --preview-every S   seconds of training between preview grids (default 30)\n"
     "  --headless          no window: software rendering off screen (for scripts)\n"
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     viz_options o;
     viz_options_default(&o);
     const char *script = NULL, *shot = NULL;
-    double scale = o.scale, steps = o.n_steps, grid = o.grid, beta1 = 0, seed = 1, threads = 1,
+    double scale = o.scale, steps = o.n_steps, grid = o.grid, beta1 = 0, seed = 1, threads = 0,
            mem = (double)o.mem_cap_mb, preview = o.preview_every_s, frames = 0, quit_after = 0;
     int stats = 0;
     const struct {
