@@ -575,6 +575,60 @@ static void test_app_threads_default_to_the_cores_up_to_four(void)
     bfn_gemm_set_threads(prev);
 }
 
+/* Rightmost column of r holding text: a pixel brighter than the darkest in r by 60. */
+static int ink_right_edge(const uint8_t *pix, int w, SDL_Rect r)
+{
+    int dark = 255, right = -1;
+    for (int y = r.y; y < r.y + r.h; y++)
+        for (int x = r.x; x < r.x + r.w; x++)
+            if (pix[((size_t)y * w + x) * 3] < dark)
+                dark = pix[((size_t)y * w + x) * 3];
+    for (int y = r.y; y < r.y + r.h; y++)
+        for (int x = r.x; x < r.x + r.w; x++)
+            if (pix[((size_t)y * w + x) * 3] > dark + 60 && x > right)
+                right = x;
+    return right;
+}
+
+static void test_app_pixel_readout_fits_beside_the_colour_bar(void)
+{
+    const int widths[3] = {1280, 1000, 800}, heights[3] = {800, 700, 600};
+    for (int i = 0; i < 3; i++)
+        for (int pinned = 0; pinned < 2; pinned++) {
+            viz_options o;
+            fx_dirs d;
+            fx_options(&o, &d, dir, model, 5, 2, 1);
+            o.width = widths[i];
+            o.height = heights[i];
+            viz_app *a = fx_create(&o);
+            viz_app_wait_run(a, 60);
+            int sx, sy;
+            point_at(a, 1, 7, 8, &sx, &sy);
+            if (pinned)
+                click_at(a, sx, sy);
+            viz_app_run_frames(a, 2);
+            SDL_Rect r;
+            int w, h;
+            uint8_t *pix = viz_app_read_pixels(a, &w, &h);
+            CHECK(viz_app_widget_rect(a, "legend.value", &r) && pix && r.w > 20 &&
+                      r.x + r.w + 1 < w,
+                  "%dx%d: the pixel readout's area", widths[i], heights[i]);
+            if (pix && r.w > 20 && r.x + r.w + 1 < w) {
+                SDL_Rect wide = {r.x, r.y, r.w + 1, r.h}; /* and the gutter's first column */
+                int right = ink_right_edge(pix, w, wide);
+                CHECK(right > r.x + r.w / 4,
+                      "%dx%d%s: the readout is drawn (rightmost ink at x %d, area %d..%d)",
+                      widths[i], heights[i], pinned ? ", pinned" : "", right, r.x, r.x + r.w);
+                CHECK(right < r.x + r.w - 2,
+                      "%dx%d%s: the readout ends inside its area (rightmost ink at x %d, area "
+                      "%d..%d)",
+                      widths[i], heights[i], pinned ? ", pinned" : "", right, r.x, r.x + r.w);
+            }
+            free(pix);
+            viz_app_destroy(a);
+        }
+}
+
 int main(void)
 {
     fx_tmpdir(dir, sizeof dir);
@@ -591,6 +645,7 @@ int main(void)
     RUN(test_app_exports_view_strip_and_frames_as_png);
     RUN(test_app_layout_adapts_to_a_narrow_window);
     RUN(test_app_tooltip_appears_after_hovering_a_control);
+    RUN(test_app_pixel_readout_fits_beside_the_colour_bar);
     RUN(test_app_training_without_data_reports_the_error_in_the_panel);
     RUN(test_app_quit_request_stops_a_waiting_script);
     RUN(test_locate_finds_repository_paths_from_any_directory);

@@ -274,6 +274,8 @@ void viz_legend_view(viz_app *a, SDL_Rect r)
 
     /* value under the cursor */
     int vx = r.x + bar_w + viz_ui_px(ui, 24);
+    viz_ui_region(ui, "legend.value", (SDL_Rect){vx, r.y, r.x + r.w - vx, r.h},
+                  "The shown view's value at the pixel under the mouse, at the shown step");
     if (a->hover_cell >= 0) {
         float real;
         int px = a->hover_y * run->model.W + a->hover_x;
@@ -289,11 +291,22 @@ void viz_legend_view(viz_app *a, SDL_Rect r)
             viz_fmt(val, sizeof val, "%s = %.4f", a->view == VIZ_VIEW_P ? "p_O(on)" : "θ_on", real);
         viz_ui_text(ui, VIZ_FONT_NORMAL, vx, r.y + pad / 2, ui->th.text, val);
         int y2 = r.y + pad / 2 + viz_ui_line_height(ui, VIZ_FONT_NORMAL);
-        viz_ui_textf(ui, VIZ_FONT_SMALL, vx, y2, ui->th.dim, "cell %d · pixel (x %d, y %d)%s", a->hover_cell, a->hover_x,
-                     a->hover_y, a->insp_pinned ? " · inspector pinned (right click frees it)"
-                                                : " · click to pin the inspector");
+        /* the longest hint that fits beside the colour bar */
+        const char *hints[2][3] = {{" · click to pin the inspector", " · click pins it", ""},
+                                   {" · inspector pinned (right click frees it)",
+                                    " · pinned (right click frees it)", " · pinned"}};
+        char line[160];
+        for (int i = 0; i < 3; i++) {
+            viz_fmt(line, sizeof line, "cell %d · pixel (x %d, y %d)%s", a->hover_cell,
+                    a->hover_x, a->hover_y, hints[a->insp_pinned != 0][i]);
+            if (viz_ui_text_width(ui, VIZ_FONT_SMALL, line) <= r.x + r.w - vx)
+                break;
+        }
+        viz_ui_text(ui, VIZ_FONT_SMALL, vx, y2, ui->th.dim, line);
     } else {
-        viz_ui_text(ui, VIZ_FONT_SMALL, vx, r.y + pad / 2, ui->th.dim,
-                    "Point at a pixel to read its value; click to pin it in the inspector.");
+        const char *msg = "Point at a pixel to read its value; click to pin it in the inspector.";
+        if (viz_ui_text_width(ui, VIZ_FONT_SMALL, msg) > r.x + r.w - vx)
+            msg = "Point at a pixel to read its value.";
+        viz_ui_text(ui, VIZ_FONT_SMALL, vx, r.y + pad / 2, ui->th.dim, msg);
     }
 }
