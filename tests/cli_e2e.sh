@@ -62,6 +62,9 @@ head -c 8 "$T/s.png" | od -An -c | grep -q 'P   N   G' && ok "grid is a PNG" || 
 [ -s "$T/strip.png" ] && ok "strip written" || bad "strip written"
 expect 0 "sample again, same seed" -- "$BFN" sample --model "$T/run.bfn" --steps 10 --count 4 --seed 3 --out "$T/s2.png"
 cmp -s "$T/s.png" "$T/s2.png" && ok "same seed gives the same PNG bytes" || bad "same seed gives the same PNG bytes"
+# another machine: the AVX2 kernels (BFN_ISA caps them) give the same images
+expect 0 "sample with the AVX2 kernels" -- env BFN_ISA=avx2 "$BFN" sample --model "$T/run.bfn" --steps 10 --count 4 --seed 3 --out "$T/s_avx2.png" --strip "$T/strip_avx2.png" --strip-rows 2 --strip-cols 5
+cmp -s "$T/s.png" "$T/s_avx2.png" && cmp -s "$T/strip.png" "$T/strip_avx2.png" && ok "  ... the same PNG bytes (grid and strip)" || bad "  ... the same PNG bytes (grid and strip)"
 # --idx: the samples as an IDX3 ubyte file like MNIST's (header 0 0 8 3, count, 28, 28; pixels 0/255)
 expect 0 "sample --idx" -- "$BFN" sample --model "$T/run.bfn" --steps 10 --count 5 --seed 3 --out "$T/s3.png" --idx "$T/s.idx"
 hdr=$(od -An -tu1 -N16 "$T/s.idx" 2>/dev/null | tr -s ' ' | sed 's/^ //; s/ $//')
@@ -76,6 +79,8 @@ grep -q "total" "$T/out" && ok "eval prints the total" || bad "eval prints the t
 cp "$T/out" "$T/eval1"
 expect 0 "eval again" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10 --limit 20 --repeats 2
 diff <(sed 's/, [0-9.]* s$//' "$T/eval1") <(sed 's/, [0-9.]* s$//' "$T/out") >/dev/null && ok "eval reproducible" || bad "eval reproducible"
+expect 0 "eval with the AVX2 kernels" -- env BFN_ISA=avx2 "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10 --limit 20 --repeats 2
+diff <(sed 's/, [0-9.]* s$//' "$T/eval1") <(sed 's/, [0-9.]* s$//' "$T/out") >/dev/null && ok "  ... the same numbers" || bad "  ... the same numbers: $(diff "$T/eval1" "$T/out" | head -4 | tr '\n' ' ')"
 expect 0 "eval continuous" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --continuous --limit 10
 cp "$T/out" "$T/eval_inf"
 # a list of step counts: one block per row, each the numbers of its own run

@@ -974,7 +974,8 @@ static void test_direct_conv_kernels_match_definition_and_any_split(void)
  * image: against the double-precision definition of conv(upsample(x))
  * (the summed weights round differently, so to rounding), the same bits
  * for any split of the small image's positions, with and without bias and
- * addend (in place too); and only the shapes it was made for. */
+ * addend (in place too), the same bits with AVX2's kernels as AVX-512's;
+ * and only the shapes it was made for. */
 static void test_upsampling_conv_phases_match_upsample_then_conv(void)
 {
     static const bfn_conv2d_shape cases[] = {
@@ -987,7 +988,7 @@ static void test_upsampling_conv_phases_match_upsample_then_conv(void)
     };
     bfn_rng r;
     bfn_rng_init(&r, 37, 0);
-    int runs = 0;
+    int runs = 0, avx2_compared = 0;
     for (int c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
         const bfn_conv2d_shape *s = &cases[c];
         if (!bfn_convk_up_supported(s))
@@ -1018,6 +1019,18 @@ static void test_upsampling_conv_phases_match_upsample_then_conv(void)
                 bfn_convk_forward_up(split, in, wu, bias, NULL, ws, s, cuts[i], cuts[i + 1]);
         CHECK(memcmp(whole, split, sizeof(float) * nout) == 0,
               "case %d: split ranges give the same bits", c);
+        if (bfn_convk_isa() == BFN_CONVK_AVX512) { /* AVX2's weights and tile: the same bits */
+            int prev = bfn_convk_set_isa(BFN_CONVK_AVX2);
+            float *wu2 = fvec(bfn_convk_up_weights_size(s));
+            bfn_convk_up_weights(wu2, wgt, s);
+            bfn_convk_forward_up(split, in, wu2, bias, NULL, ws, s, 0, ns);
+            bfn_convk_set_isa(prev);
+            CHECK(memcmp(wu, wu2, sizeof(float) * bfn_convk_up_weights_size(s)) == 0 &&
+                      memcmp(whole, split, sizeof(float) * nout) == 0,
+                  "case %d: the AVX2 phase weights and outputs have AVX-512's bits", c);
+            free(wu2);
+            avx2_compared++;
+        }
         memcpy(split, add, sizeof(float) * nout);
         bfn_convk_forward_up(split, in, wu, NULL, split, ws, s, 0, ns);
         worst = 0.0;
@@ -1028,9 +1041,13 @@ static void test_upsampling_conv_phases_match_upsample_then_conv(void)
         free(in), free(wgt), free(bias), free(add), free(up), free(wu), free(whole), free(split);
         free(ws), free(ref);
     }
-    int avx512 = bfn_convk_isa() == BFN_CONVK_AVX512;
-    printf("  %d upsampling-conv shapes run (AVX-512: %s)\n", runs, avx512 ? "yes" : "no");
-    CHECK(runs == (avx512 ? 6 : 0), "%d of 6 shapes supported", runs);
+    int isa = bfn_convk_isa();
+    printf("  %d upsampling-conv shapes run (%s), %d compared with the AVX2 kernels\n", runs,
+           isa == BFN_CONVK_AVX512 ? "AVX-512" : isa == BFN_CONVK_AVX2 ? "AVX2" : "no AVX2",
+           avx2_compared);
+    CHECK(runs == (isa >= BFN_CONVK_AVX2 ? 6 : 0), "%d of 6 shapes supported", runs);
+    CHECK(avx2_compared == (isa == BFN_CONVK_AVX512 ? 6 : 0), "%d of 6 shapes compared with AVX2",
+          avx2_compared);
     bfn_conv2d_shape odd = cases[0], small = cases[0], strided = cases[0], wide = cases[0];
     odd.h = 13;
     small.cout = 40;
@@ -1150,7 +1167,7 @@ static void vector_vs_scalar(int level)
     }
     bfn_rng r;
     bfn_rng_init(&r, 34, 0);
-    double worst = 0.0, worst_sum = 0.0; /* in units of the tolerance */
+    double worst = 0.0, worst_sum = 0.0, worst_dot = 0.0; /* in units of the tolerance */
     for (size_t n = 1; n <= 67; n += 3) {
         float *x = rvec(n, &r, -30, 30), *d = rvec(n, &r, -2, 2);
         float *yc = fvec(n), *yv = fvec(n), *dc = fvec(n), *dv = fvec(n);
@@ -1214,10 +1231,29 @@ static void vector_vs_scalar(int level)
         v->add(dv, x, n);
         exact = exact && memcmp(dc, dv, sizeof(float) * n) == 0;
         CHECK(exact, "n = %zu: mask_scale, add_const, add give the same bits", n);
+        /* dot products: the same bits (a fixed order of fused multiply-adds),
+         * near the double-precision value */
+        float w3[3 * 67], dot_c[3], dot_v[3];
+        for (size_t i = 0; i < 3 * n; i++)
+            w3[i] = (float)(2.0 * bfn_rng_uniform(&r) - 1.0);
+        c->dots(dot_c, x, w3, n, 3);
+        v->dots(dot_v, x, w3, n, 3);
+        CHECK(memcmp(dot_c, dot_v, sizeof dot_c) == 0,
+              "n = %zu: dot products give the same bits (%.9g %.9g %.9g vs %.9g %.9g %.9g)", n,
+              dot_c[0], dot_c[1], dot_c[2], dot_v[0], dot_v[1], dot_v[2]);
+        for (int o = 0; o < 3; o++) {
+            double ref = 0.0, mag = 0.0;
+            for (size_t i = 0; i < n; i++)
+                ref += (double)x[i] * w3[o * n + i], mag += fabs((double)x[i] * w3[o * n + i]);
+            worst_dot = fmax(worst_dot, fabs(dot_c[o] - ref) / (1e-6 * mag + 1e-30));
+        }
         free(x), free(d), free(yc), free(yv), free(dc), free(dv), free(mask);
     }
-    printf("  level %d: worst difference / tolerance: elementwise %.3f, sums %.3f\n", level, worst,
-           worst_sum);
+    printf("  level %d: worst difference / tolerance: elementwise %.3f, sums %.3f, dot products "
+           "against double %.3f\n",
+           level, worst, worst_sum, worst_dot);
+    CHECK(worst_dot <= 1.0, "dot products within 1e-6 of their terms' magnitude (worst %.3f of it)",
+          worst_dot);
     CHECK(worst <= 1.0, "elementwise results within tolerance (worst %.3f of it)", worst);
     CHECK(worst_sum <= 1.0, "sums within tolerance (worst %.3f of it)", worst_sum);
     float nan_in[9], out[9];

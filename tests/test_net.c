@@ -13,6 +13,7 @@
 #include "bfn/net.h"
 #include "check.h"
 #include "fixtures.h"
+#include "net/layers.h"
 
 static bfn_net *make_net(const bfn_net_config *c, int max_batch)
 {
@@ -316,6 +317,64 @@ static void test_net_bits_independent_of_threads_and_batch(void)
         free(lg[k]), free(g[k]), free(dx[k]);
     free(x), free(t), free(r), free(one);
     bfn_net_destroy(net);
+}
+
+/* The same logits on every CPU: nets of three shapes (the default 28x28,
+ * base 48 with its 48- and 96-channel layers, the 64x64 two-digit shape)
+ * created and run with the AVX-512 kernels and again with the AVX2 ones
+ * (phase convs, attention products and linear layers included) give the
+ * same bits, whatever OpenBLAS's own kernels. Without AVX2 the engine falls
+ * back to BLAS and the C library, which round differently: close, not equal. */
+static void test_net_same_bits_with_avx2_and_avx512_kernels(void)
+{
+    int best = bfn_convk_isa();
+    if (best < BFN_CONVK_AVX2) {
+        printf("  (this CPU has no AVX2: nothing to compare)\n");
+        return;
+    }
+    struct {
+        int H, W, base, mult[4], levels;
+    } shapes[3] = {{28, 28, 32, {1, 2, 2}, 3}, {28, 28, 48, {1, 2, 2}, 3}, {64, 64, 16, {1, 2, 4, 4}, 4}};
+    for (int c = 0; c < 3; c++) {
+        bfn_net_config cfg = bfn_net_config_default(2, shapes[c].H, shapes[c].W);
+        cfg.base_ch = shapes[c].base;
+        cfg.n_levels = shapes[c].levels;
+        for (int l = 0; l < cfg.n_levels; l++)
+            cfg.ch_mult[l] = shapes[c].mult[l];
+        cfg.n_res = 1;
+        int B = 5, hw = cfg.H * cfg.W;
+        size_t nx = (size_t)B * hw;
+        float *x = malloc(sizeof(float) * nx), *t = malloc(sizeof(float) * B), *lg[3];
+        random_inputs(x, t, B, 1, hw, 71 + c);
+        int isas[3] = {best, BFN_CONVK_AVX2, BFN_CONVK_NONE};
+        for (int k = 0; k < 3; k++) {
+            int prev = bfn_convk_set_isa(isas[k]);
+            bfn_net *net = make_net(&cfg, B);
+            randomize_params(net, 70 + c);
+            lg[k] = malloc(sizeof(float) * nx);
+            CHECK(bfn_net_forward(net, x, t, B, 0, NULL, lg[k]) == BFN_OK, "forward");
+            bfn_net_destroy(net);
+            bfn_convk_set_isa(prev);
+        }
+        int differ = 0;
+        double worst = 0.0, scale = 0.0;
+        for (size_t i = 0; i < nx; i++) {
+            differ += memcmp(&lg[0][i], &lg[1][i], sizeof(float)) != 0;
+            worst = fmax(worst, fabs(lg[0][i] - lg[2][i]));
+            scale = fmax(scale, fabs(lg[0][i]));
+        }
+        printf("  %dx%d base %d: %s vs AVX2 kernels: %d of %zu logits differ; BLAS fallback: max "
+               "|difference| %.3g (logit scale %.3g)\n",
+               cfg.H, cfg.W, cfg.base_ch, best == BFN_CONVK_AVX512 ? "AVX-512" : "AVX2", differ,
+               nx, worst, scale);
+        CHECK(differ == 0, "%dx%d base %d: %d of %zu logits differ between the kernel sets",
+              cfg.H, cfg.W, cfg.base_ch, differ, nx);
+        CHECK(scale > 0.1, "logits are not trivially zero (scale %g)", scale);
+        CHECK_NEAR(0.0, worst, 1e-4 * fmax(scale, 1.0), "BLAS fallback against the vector kernels");
+        for (int k = 0; k < 3; k++)
+            free(lg[k]);
+        free(x), free(t);
+    }
 }
 
 /* The count from the config alone is the created net's, for every shape of
@@ -868,6 +927,7 @@ int main(void)
     RUN(test_net_init_is_deterministic_in_seed);
     RUN(test_net_dropout_changes_outputs_only_in_training);
     RUN(test_net_inference_upsampling_convs_match_training_pass);
+    RUN(test_net_same_bits_with_avx2_and_avx512_kernels);
     RUN(test_net_forward_follows_parameter_writes);
     RUN(test_net_backward_accumulates_and_needs_training_forward);
     RUN(test_net_default_28x28_and_64x64_run_with_finite_outputs);

@@ -70,6 +70,64 @@ static BFN_T512 void pv512(float *o, const float *v, const float *a, float *vt, 
 }
 #endif
 
+#if BFN_X86
+/* The same two products on AVX2, 8 lanes a vector: every sum in the same
+ * order with the same fused multiply-adds as the AVX-512 loops, so the two
+ * kinds of CPU give the same bits. */
+#define BFN_T256 __attribute__((target("avx2,fma")))
+
+static inline BFN_T256 __m256i lanes8(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static BFN_T256 void scores256(float *a, const float *q, const float *k, int d, int HW, float scale)
+{
+    __m256 sc = _mm256_set1_ps(scale);
+    for (int j0 = 0; j0 < HW; j0 += 32) {
+        __m256i m0 = lanes8(HW - j0), m1 = lanes8(HW - j0 - 8);
+        __m256i m2 = lanes8(HW - j0 - 16), m3 = lanes8(HW - j0 - 24);
+        for (int i = 0; i < HW; i++) {
+            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+            for (int c = 0; c < d; c++) {
+                const float *kr = k + (size_t)c * HW + j0;
+                __m256 x = _mm256_set1_ps(q[(size_t)c * HW + i]);
+                c0 = _mm256_fmadd_ps(x, _mm256_maskload_ps(kr, m0), c0);
+                c1 = _mm256_fmadd_ps(x, _mm256_maskload_ps(kr + 8, m1), c1);
+                c2 = _mm256_fmadd_ps(x, _mm256_maskload_ps(kr + 16, m2), c2);
+                c3 = _mm256_fmadd_ps(x, _mm256_maskload_ps(kr + 24, m3), c3);
+            }
+            float *ar = a + (size_t)i * HW + j0;
+            _mm256_maskstore_ps(ar, m0, _mm256_mul_ps(c0, sc));
+            _mm256_maskstore_ps(ar + 8, m1, _mm256_mul_ps(c1, sc));
+            _mm256_maskstore_ps(ar + 16, m2, _mm256_mul_ps(c2, sc));
+            _mm256_maskstore_ps(ar + 24, m3, _mm256_mul_ps(c3, sc));
+        }
+    }
+}
+
+static BFN_T256 void pv256(float *o, const float *v, const float *a, float *vt, int d, int HW)
+{
+    for (int c = 0; c < d; c++)
+        for (int j = 0; j < HW; j++)
+            vt[(size_t)j * d + c] = v[(size_t)c * HW + j];
+    for (int c0 = 0; c0 < d; c0 += 8) {
+        __m256i m = lanes8(d - c0);
+        for (int i = 0; i < HW; i++) {
+            const float *ar = a + (size_t)i * HW;
+            __m256 acc = _mm256_setzero_ps();
+            for (int j = 0; j < HW; j++)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(ar[j]),
+                                      _mm256_maskload_ps(vt + (size_t)j * d + c0, m), acc);
+            float r[8];
+            _mm256_storeu_ps(r, acc);
+            for (int l = 0; l < 8 && c0 + l < d; l++)
+                o[(size_t)(c0 + l) * HW + i] = r[l];
+        }
+    }
+}
+#endif
+
 /* One head: a (HW, HW) = scale · QᵀK, and o (d, HW) = V · Pᵀ with P = a
  * (vt: HW · d floats of scratch); single-threaded sgemm where the loops
  * above are not available. */
@@ -78,6 +136,10 @@ static void head_scores(float *a, const float *q, const float *k, int d, int HW,
 #if BFN_X86
     if (bfn_convk_isa() == BFN_CONVK_AVX512) {
         scores512(a, q, k, d, HW, scale);
+        return;
+    }
+    if (bfn_convk_isa() == BFN_CONVK_AVX2) {
+        scores256(a, q, k, d, HW, scale);
         return;
     }
 #endif
@@ -89,6 +151,10 @@ static void head_pv(float *o, const float *v, const float *a, float *vt, int d, 
 #if BFN_X86
     if (bfn_convk_isa() == BFN_CONVK_AVX512) {
         pv512(o, v, a, vt, d, HW);
+        return;
+    }
+    if (bfn_convk_isa() == BFN_CONVK_AVX2) {
+        pv256(o, v, a, vt, d, HW);
         return;
     }
 #endif

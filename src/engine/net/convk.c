@@ -21,6 +21,8 @@
  *
  * Tiles: AVX-512 8 channels × 48 positions (24 zmm accumulators), AVX2
  * 4 × 24 (12 ymm); the last vector is masked. */
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "net/layers.h"
@@ -33,15 +35,41 @@
 
 enum { ISA_NONE = BFN_CONVK_NONE, ISA_AVX2 = BFN_CONVK_AVX2, ISA_AVX512 = BFN_CONVK_AVX512 };
 
-int bfn_convk_isa(void)
+static int detect_isa(void)
 {
 #if CONVK_X86
-    if (__builtin_cpu_supports("avx512f"))
-        return ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return ISA_AVX2;
+        return __builtin_cpu_supports("avx512f") ? ISA_AVX512 : ISA_AVX2;
 #endif
     return ISA_NONE;
+}
+
+static atomic_int isa_in_use = -1;
+
+/* The best set this CPU has, at most the one the environment variable
+ * BFN_ISA names (avx512, avx2 or none; other values are ignored), so that
+ * one machine can compute as a smaller one does. Read once. */
+int bfn_convk_isa(void)
+{
+    int isa = atomic_load_explicit(&isa_in_use, memory_order_relaxed);
+    if (isa >= 0)
+        return isa;
+    isa = detect_isa();
+    const char *cap = getenv("BFN_ISA");
+    if (cap && !strcmp(cap, "avx2") && isa > ISA_AVX2)
+        isa = ISA_AVX2;
+    else if (cap && !strcmp(cap, "none"))
+        isa = ISA_NONE;
+    atomic_store_explicit(&isa_in_use, isa, memory_order_relaxed);
+    return isa;
+}
+
+int bfn_convk_set_isa(int isa)
+{
+    int prev = bfn_convk_isa(), best = detect_isa();
+    atomic_store_explicit(&isa_in_use, isa < ISA_NONE ? ISA_NONE : isa > best ? best : isa,
+                          memory_order_relaxed);
+    return prev;
 }
 
 static int convk_isa(void)
@@ -651,7 +679,8 @@ void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const fl
  * the four phases (py, px) is a 2×2 conv on the low-resolution grid, 4
  * multiply-adds per input channel and output instead of 9, and the
  * upsampled image is never built. The phases run on the channel-vector
- * tile, on the low-resolution padded grid. The summed weights round
+ * tile (AVX-512's, or AVX2's with the same chains), on the low-resolution
+ * padded grid. The summed weights round
  * differently from the 9-tap sums, so results agree with upsample + conv
  * to rounding, not to the bit. */
 
@@ -663,12 +692,15 @@ static bfn_conv2d_shape up_low(const bfn_conv2d_shape *s)
     return l;
 }
 
+/* On AVX-512 and AVX2 alike (the AVX2 tile computes the same chains), so
+ * both kinds of CPU give the same bits. */
 int bfn_convk_up_supported(const bfn_conv2d_shape *s)
 {
     if (s->k != 3 || s->stride != 1 || s->pad != 1 || s->h % 2 || s->w % 2)
         return 0;
     bfn_conv2d_shape l = up_low(s);
-    return bfn_convk_cv_supported(&l);
+    return convk_isa() >= ISA_AVX2 && is_same(&l) && l.cout % 16 == 0 &&
+           l.h * l.w <= CV_MAX_POSITIONS;
 }
 
 size_t bfn_convk_up_weights_size(const bfn_conv2d_shape *s)
@@ -690,7 +722,7 @@ static const int up_first[2][2] = {{0, 1}, {0, 2}}, up_count[2][2] = {{1, 2}, {2
 /* 16 output channels at a time: tap k of the 16 is one gather (rows
  * cin·9 floats apart), each phase tap a sum of 1, 2 or 4 of those vectors
  * in a fixed order. */
-T512 void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape *s)
+static T512 void up_weights512(float *wu, const float *w, const bfn_conv2d_shape *s)
 {
     size_t C = (size_t)s->cout, K4 = (size_t)s->cin * 4;
     __m512i rows = _mm512_mullo_epi32(
@@ -719,9 +751,94 @@ T512 void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape
     }
 }
 
+/* The same sums one channel at a time (0 + the taps in the same order:
+ * the same bits as the vector version). */
+static void up_weights_c(float *wu, const float *w, const bfn_conv2d_shape *s)
+{
+    size_t C = (size_t)s->cout, K4 = (size_t)s->cin * 4;
+    for (size_t co = 0; co < C; co++)
+        for (int ci = 0; ci < s->cin; ci++) {
+            const float *t = w + (co * s->cin + ci) * 9;
+            for (int ph = 0; ph < 4; ph++)
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        int y0 = up_first[ph >> 1][a], ny = up_count[ph >> 1][a];
+                        int x0 = up_first[ph & 1][b], nx = up_count[ph & 1][b];
+                        float sum = 0.0f;
+                        for (int ky = y0; ky < y0 + ny; ky++)
+                            for (int kx = x0; kx < x0 + nx; kx++)
+                                sum += t[ky * 3 + kx];
+                        wu[((size_t)ph * K4 + (size_t)ci * 4 + a * 2 + b) * C + co] = sum;
+                    }
+        }
+}
+
+void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape *s)
+{
+    if (convk_isa() == ISA_AVX512)
+        up_weights512(wu, w, s);
+    else
+        up_weights_c(wu, w, s);
+}
+
+/* AVX2's channel-vector tile: 6 positions × 16 channels (12 ymm
+ * accumulators), each output the chain of cv_tile_* (bias, one fused
+ * multiply-add per tap in order, then the addend). */
+static T256 void cv_tile256(int K, const float *const *pos, int np, const int *boff,
+                            const float *wt, size_t ldw, const float *bias, float *out,
+                            const float *add, size_t ldc, const int *opos)
+{
+    __m256 c[6][2];
+    const float *q[6];
+    for (int i = 0; i < 6; i++) {
+        q[i] = pos[i < np ? i : 0];
+        c[i][0] = _mm256_loadu_ps(bias);
+        c[i][1] = _mm256_loadu_ps(bias + 8);
+    }
+    for (int k = 0; k < K; k++) {
+        const float *w = wt + (size_t)k * ldw;
+        int o = boff[k];
+        __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+        for (int i = 0; i < 6; i++) {
+            __m256 x = _mm256_set1_ps(q[i][o]);
+            c[i][0] = _mm256_fmadd_ps(x, w0, c[i][0]);
+            c[i][1] = _mm256_fmadd_ps(x, w1, c[i][1]);
+        }
+    }
+    for (int i = 0; i < np; i++) {
+        float r[16];
+        _mm256_storeu_ps(r, c[i][0]);
+        _mm256_storeu_ps(r + 8, c[i][1]);
+        float *o = out + opos[i];
+        const float *a = add ? add + opos[i] : NULL;
+        for (int ch = 0; ch < 16; ch++)
+            o[(size_t)ch * ldc] = a ? a[(size_t)ch * ldc] + r[ch] : r[ch];
+    }
+}
+
+/* cv_range on AVX2: 16 channels at a time, six positions a tile. */
+static void cv_range256(float *out, size_t n1, out_map m, const float *data, int r0, int wo,
+                        int wp, int K, const int *boff, const float *wt, int cout,
+                        const float *bias, const float *add, int p0, int p1)
+{
+    float zero[16] = {0};
+    const float *pos[6];
+    int opos[6];
+    for (int c0 = 0; c0 < cout; c0 += 16) {
+        const float *b = bias ? bias + c0 : zero, *a = add ? add + (size_t)c0 * n1 : NULL;
+        for (int q = p0; q < p1; q += 6) {
+            int np = p1 - q < 6 ? p1 - q : 6;
+            cv_positions(pos, opos, q, np, m, data, r0, wo, wp);
+            cv_tile256(K, pos, np, boff, wt + c0, (size_t)cout, b, out + (size_t)c0 * n1, a, n1,
+                       opos);
+        }
+    }
+}
+
 void bfn_convk_forward_up(float *out, const float *in, const float *wu, const float *bias,
                           const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
 {
+    int isa = convk_isa();
     bfn_conv2d_shape l = up_low(s);
     int wo = l.w, wp = wo + 1, K4 = l.cin * 4;
     int *boff = (int *)ws;
@@ -729,7 +846,7 @@ void bfn_convk_forward_up(float *out, const float *in, const float *wu, const fl
     if (p1 <= p0)
         return;
     int r0 = p0 / wo, r1 = (p1 + wo - 1) / wo;
-    size_t plane = pad_rows(ISA_AVX512, data, in, &l, r0 - 1, r1 - r0 + 2);
+    size_t plane = pad_rows(isa, data, in, &l, r0 - 1, r1 - r0 + 2);
     for (int ph = 0; ph < 4; ph++) {
         int py = ph >> 1, px = ph & 1;
         /* phase tap a along y sits at grid row offset py + a (row y − 1 + py + a) */
@@ -738,14 +855,18 @@ void bfn_convk_forward_up(float *out, const float *in, const float *wu, const fl
                 for (int b = 0; b < 2; b++)
                     boff[ci * 4 + a * 2 + b] = (int)(ci * plane + (size_t)(py + a) * wp + px + b);
         out_map phase = {2, py, px, s->w};
-        cv_range(out, (size_t)s->h * s->w, phase, data, r0, wo, wp, K4, boff,
-                 wu + (size_t)ph * K4 * l.cout, l.cout, bias, add, p0, p1);
+        if (isa == ISA_AVX512)
+            cv_range(out, (size_t)s->h * s->w, phase, data, r0, wo, wp, K4, boff,
+                     wu + (size_t)ph * K4 * l.cout, l.cout, bias, add, p0, p1);
+        else
+            cv_range256(out, (size_t)s->h * s->w, phase, data, r0, wo, wp, K4, boff,
+                        wu + (size_t)ph * K4 * l.cout, l.cout, bias, add, p0, p1);
     }
 }
 #else
 void bfn_convk_up_weights(float *wu, const float *w, const bfn_conv2d_shape *s)
 {
-    (void)wu, (void)w, (void)s; /* never supported without AVX-512 */
+    (void)wu, (void)w, (void)s; /* never supported without AVX2 */
 }
 
 void bfn_convk_forward_up(float *out, const float *in, const float *wu, const float *bias,

@@ -21,15 +21,18 @@ void bfn_silu_backward(float *din, const float *dout, const float *in, size_t n)
     }
 }
 
+/* Each output a fixed-order dot product (bfn_vec_dots), not a BLAS call:
+ * the same bits on every CPU, BLAS build and batch size. */
 void bfn_linear_forward(float *out, const float *in, const float *w, const float *bias, int B,
                         int nin, int nout)
 {
-    bfn_gemm_serial(0, 1, B, nout, nin, 1.0f, in, nin, w, nin, 0.0f, out, nout);
-    if (!bias)
-        return;
-    for (int b = 0; b < B; b++)
-        for (int o = 0; o < nout; o++)
-            out[(size_t)b * nout + o] += bias[o];
+    for (int b = 0; b < B; b++) {
+        float *y = out + (size_t)b * nout;
+        bfn_vec_dots(y, in + (size_t)b * nin, w, (size_t)nin, (size_t)nout);
+        if (bias)
+            for (int o = 0; o < nout; o++)
+                y[o] += bias[o];
+    }
 }
 
 void bfn_linear_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,

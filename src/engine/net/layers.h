@@ -120,7 +120,8 @@ void bfn_convk_forward_cv(float *out, const float *in, const float *wt, const fl
  * upsampling), as four 2×2 convs on the small image from summed weights
  * wu (bfn_convk_up_weights_size floats, made by bfn_convk_up_weights):
  * 4/9 of the multiply-adds, equal to upsample + conv up to rounding.
- * Supported where the small image fits the channel-vector kernel.
+ * Supported on AVX2 and AVX-512 (the same bits) where the small image fits
+ * the channel-vector kernel.
  * [p0, p1) ranges over the small image's positions (all four outputs of
  * each); workspace bfn_convk_up_workspace floats. */
 int bfn_convk_up_supported(const bfn_conv2d_shape *s);
@@ -133,6 +134,9 @@ void bfn_convk_forward_up(float *out, const float *in, const float *wu, const fl
  * given one (tests run the AVX2 set on AVX-512 machines too). */
 enum { BFN_CONVK_NONE, BFN_CONVK_AVX2, BFN_CONVK_AVX512 };
 int bfn_convk_isa(void);
+/* Tests: the set every kernel uses from now on, at most this CPU's best
+ * (nets must be created and run under one setting). Returns the previous. */
+int bfn_convk_set_isa(int isa);
 void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
                            const float *bias, const float *add, float *ws,
                            const bfn_conv2d_shape *s, int p0, int p1);

@@ -3,6 +3,8 @@
  * attribute, so the rest of the build stays baseline x86-64). */
 #include "net/vec.h"
 
+#include "net/layers.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -130,9 +132,30 @@ static double exp_shift_c(float *y, const float *x, size_t n, float shift)
     return s;
 }
 
+/* The 16 lane sums of one dot product, added in one fixed tree (every
+ * version: same bits). */
+static float dot_tree(const float l[16])
+{
+    float a[8];
+    for (int i = 0; i < 8; i++)
+        a[i] = l[i] + l[i + 8];
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+static void dots_c(float *y, const float *x, const float *w, size_t n, size_t m)
+{
+    for (size_t o = 0; o < m; o++) {
+        const float *r = w + o * n;
+        float l[16] = {0};
+        for (size_t i = 0; i < n; i++)
+            l[i & 15] = fmaf(x[i], r[i], l[i & 15]);
+        y[o] = dot_tree(l);
+    }
+}
+
 static const bfn_vec_kernels kernels_c = {
     sum_c, sumsq_dev_c, affine_c, add_const_c, add_c, silu_grad_sums_c, sums2_c, lincomb_c,
-    mask_scale_c, exp_shift_c,
+    mask_scale_c, exp_shift_c, dots_c,
 };
 
 /* ---- AVX2 + FMA ---- */
@@ -396,9 +419,29 @@ static TGT double exp_shift_avx2(float *y, const float *x, size_t n, float shift
     return hsum_pd(_mm256_add_pd(a0, a1));
 }
 
+/* lane l of the 16 sums x[i]·w[i] over i ≡ l (mod 16), two vectors of 8 */
+static TGT void dots_avx2(float *y, const float *x, const float *w, size_t n, size_t m)
+{
+    for (size_t o = 0; o < m; o++) {
+        const float *r = w + o * n;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(r + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(r + i + 8), a1);
+        }
+        float l[16];
+        _mm256_storeu_ps(l, a0);
+        _mm256_storeu_ps(l + 8, a1);
+        for (; i < n; i++)
+            l[i & 15] = fmaf(x[i], r[i], l[i & 15]);
+        y[o] = dot_tree(l);
+    }
+}
+
 static const bfn_vec_kernels kernels_avx2 = {
     sum_avx2, sumsq_dev_avx2, affine_avx2, add_const_avx2, add_avx2, silu_grad_sums_avx2,
-    sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx2,
+    sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx2, dots_avx2,
 };
 
 /* ---- AVX-512: the exp-bound kernels, the softmax's exponentials and the
@@ -577,7 +620,7 @@ static T512 double sumsq_dev_avx512(const float *x, size_t n, double m)
 
 static const bfn_vec_kernels kernels_avx512 = {
     sum_avx512, sumsq_dev_avx512, affine_avx512, add_const_avx2, add_avx2, silu_grad_sums_avx512,
-    sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx512,
+    sums2_avx2, lincomb_avx2, mask_scale_avx2, exp_shift_avx512, dots_avx2,
 };
 #endif
 
@@ -601,9 +644,12 @@ static int have_avx512(void)
 #endif
 }
 
+/* The set in use: this CPU's best, capped like the convolution kernels
+ * (BFN_ISA). */
 int bfn_vec_active(void)
 {
-    return have_avx512() ? 2 : have_avx2() ? 1 : 0;
+    int isa = bfn_convk_isa();
+    return isa == BFN_CONVK_AVX512 && have_avx512() ? 2 : isa >= BFN_CONVK_AVX2 && have_avx2() ? 1 : 0;
 }
 
 const bfn_vec_kernels *bfn_vec_kernels_get(int level)
@@ -620,9 +666,10 @@ const bfn_vec_kernels *bfn_vec_kernels_get(int level)
 static inline const bfn_vec_kernels *K(void)
 {
 #if VEC_X86
-    if (have_avx512())
+    int isa = bfn_convk_isa();
+    if (isa == BFN_CONVK_AVX512)
         return &kernels_avx512;
-    if (have_avx2())
+    if (isa == BFN_CONVK_AVX2)
         return &kernels_avx2;
 #endif
     return &kernels_c;
@@ -657,4 +704,8 @@ void bfn_vec_mask_scale(float *y, const float *x, const uint8_t *mask, size_t n,
 double bfn_vec_exp_shift(float *y, const float *x, size_t n, float shift)
 {
     return K()->exp_shift(y, x, n, shift);
+}
+void bfn_vec_dots(float *y, const float *x, const float *w, size_t n, size_t m)
+{
+    K()->dots(y, x, w, n, m);
 }

@@ -39,6 +39,10 @@ void bfn_vec_lincomb(float *y, const float *d, const float *x, size_t n, float k
 void bfn_vec_mask_scale(float *y, const float *x, const uint8_t *mask, size_t n, float scale);
 /* y = exp(x − shift); returns Σ y. y may equal x. */
 double bfn_vec_exp_shift(float *y, const float *x, size_t n, float shift);
+/* y[o] = Σ_i x[i]·w[o·n + i] for o < m: sixteen lane sums (lane i mod 16,
+ * fused multiply-adds in i order) added in a fixed tree, so every version
+ * (and every BLAS) gives the same bits. */
+void bfn_vec_dots(float *y, const float *x, const float *w, size_t n, size_t m);
 
 /* The implementations behind the functions above, so tests can compare
  * them: bfn_vec_kernels_get(0) is the C one, (1) the AVX2 one, (2) the
@@ -56,6 +60,7 @@ typedef struct {
                     float k0, int accumulate);
     void (*mask_scale)(float *y, const float *x, const uint8_t *mask, size_t n, float scale);
     double (*exp_shift)(float *y, const float *x, size_t n, float shift);
+    void (*dots)(float *y, const float *x, const float *w, size_t n, size_t m);
 } bfn_vec_kernels;
 const bfn_vec_kernels *bfn_vec_kernels_get(int level);
 
