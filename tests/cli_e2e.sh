@@ -98,6 +98,8 @@ for c in train sample eval info data; do expect 0 "$c --help" -- "$BFN" $c --hel
 # bad input: one clear line, non-zero exit, no crash
 expect 2 "unknown command" -- "$BFN" frobnicate
 expect 2 "unknown option" -- "$BFN" sample --model "$T/run.bfn" --bogus 1
+expect 2 "BFN_ISA naming no kernel set" -- env BFN_ISA=avx "$BFN" info --model "$T/run.bfn"
+grep -q "avx512, avx2 or none" "$T/err" && ok "  ... says which values it takes" || bad "  ... says which values it takes: $(cat "$T/err")"
 # the default model and data are found from any working directory: under the
 # directory above the executable's (a build directory in the repository, or a
 # copy beside models/ and data/), else under the source tree

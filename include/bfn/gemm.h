@@ -43,4 +43,11 @@ void bfn_gemm_serial(int trans_a, int trans_b, int M, int N, int K, float alpha,
  * kernels, e.g. for benchmark reports. */
 void bfn_gemm_describe(char *buf, size_t size);
 
+/* The environment variable BFN_ISA, when set, caps the engine's vector
+ * kernels: "avx512" (no cap), "avx2" (compute as an AVX2 machine does: the
+ * same bits as AVX-512) or "none" (BLAS and plain C, which round
+ * differently). Returns 0 when it is unset or one of those, else -1 with a
+ * message in msg (for the programs to refuse to start). */
+int bfn_gemm_check_env(char *msg, size_t size);
+
 #endif

@@ -119,6 +119,11 @@ int main(int argc, char **argv)
     /* A full disk or a file-size limit must give a clear write error, not kill us. */
     signal(SIGXFSZ, SIG_IGN);
     const char *c = argv[1];
+    char envmsg[160];
+    if (bfn_gemm_check_env(envmsg, sizeof envmsg) != 0) {
+        fprintf(stderr, "bfn: %s\n", envmsg);
+        return EXIT_USAGE;
+    }
     if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
         fputs(USAGE, stdout);
         return EXIT_OK;

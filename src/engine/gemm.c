@@ -18,6 +18,8 @@
 #include <cblas.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "net/layers.h"
 
@@ -177,4 +179,15 @@ void bfn_gemm_describe(char *buf, size_t size)
     if (buf && size > 0)
         snprintf(buf, size, "%s, core %s; convolution kernels: %s", openblas_get_config(),
                  openblas_get_corename(), names[isa >= 0 && isa <= 2 ? isa : 0]);
+}
+
+int bfn_gemm_check_env(char *msg, size_t size)
+{
+    const char *v = getenv("BFN_ISA");
+    if (!v || !strcmp(v, "avx512") || !strcmp(v, "avx2") || !strcmp(v, "none"))
+        return 0;
+    if (msg && size > 0)
+        snprintf(msg, size, "BFN_ISA='%.40s' is not a kernel set: use avx512, avx2 or none (or unset it)",
+                 v);
+    return -1;
 }

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include "app.h"
+#include "bfn/gemm.h"
 #include "script.h"
 
 static const char *USAGE =
@@ -142,6 +143,11 @@ int main(int argc, char **argv)
     o.beta1 = beta1;
     o.seed = (uint64_t)seed;
     o.blas_threads = (int)threads;
+    char envmsg[160];
+    if (bfn_gemm_check_env(envmsg, sizeof envmsg) != 0) {
+        fprintf(stderr, "bfnviz: %s\n", envmsg);
+        return 2;
+    }
     o.mem_cap_mb = (size_t)mem;
     o.preview_every_s = preview;
 
