@@ -6,6 +6,7 @@
 #include "net/layers.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -22,35 +23,36 @@ static inline float sigmoid_c(float x)
     return 1.0f / (1.0f + expf(-x));
 }
 
+/* Sums in double over 32 lanes: element i goes to lane i mod 32 in order,
+ * and the lanes are added in one fixed tree, in every version (C, AVX2,
+ * AVX-512), so the statistics have the same bits whatever the CPU. */
+static double tree32(const double l[32])
+{
+    double a[16];
+    for (int i = 0; i < 16; i++)
+        a[i] = l[i] + l[i + 16];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++)
+            a[i] = a[i] + a[i + w];
+    return a[0];
+}
+
 static double sum_c(const float *x, size_t n)
 {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += x[i];
-        s1 += x[i + 1];
-        s2 += x[i + 2];
-        s3 += x[i + 3];
-    }
-    for (; i < n; i++)
-        s0 += x[i];
-    return (s0 + s1) + (s2 + s3);
+    double l[32] = {0};
+    for (size_t i = 0; i < n; i++)
+        l[i & 31] += x[i];
+    return tree32(l);
 }
 
 static double sumsq_dev_c(const float *x, size_t n, double m)
 {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        double a = x[i] - m, b = x[i + 1] - m, c = x[i + 2] - m, d = x[i + 3] - m;
-        s0 += a * a;
-        s1 += b * b;
-        s2 += c * c;
-        s3 += d * d;
+    double l[32] = {0};
+    for (size_t i = 0; i < n; i++) {
+        double d = x[i] - m;
+        l[i & 31] = fma(d, d, l[i & 31]);
     }
-    for (; i < n; i++)
-        s0 += (x[i] - m) * (x[i] - m);
-    return (s0 + s1) + (s2 + s3);
+    return tree32(l);
 }
 
 static void affine_c(float *y, const float *x, size_t n, float a, float c, int silu)
@@ -124,12 +126,12 @@ static void mask_scale_c(float *y, const float *x, const uint8_t *mask, size_t n
 
 static double exp_shift_c(float *y, const float *x, size_t n, float shift)
 {
-    double s = 0.0;
+    double l[32] = {0};
     for (size_t i = 0; i < n; i++) {
         y[i] = expf(x[i] - shift);
-        s += y[i];
+        l[i & 31] += y[i];
     }
-    return s;
+    return tree32(l);
 }
 
 /* The 16 lane sums of one dot product, added in one fixed tree (every
@@ -227,37 +229,69 @@ static inline TGT void acc_prod_pd(__m256d *a0, __m256d *a1, __m256 u, __m256 v)
                           _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), *a1);
 }
 
+
+/* tree32 on the 32 lanes held as a[k] = lanes 4k..4k+3: the same
+ * additions in the same order, in registers. */
+static inline TGT double tree32_avx2(const __m256d a[8])
+{
+    __m256d b0 = _mm256_add_pd(a[0], a[4]), b1 = _mm256_add_pd(a[1], a[5]);
+    __m256d b2 = _mm256_add_pd(a[2], a[6]), b3 = _mm256_add_pd(a[3], a[7]);
+    __m256d c0 = _mm256_add_pd(b0, b2), c1 = _mm256_add_pd(b1, b3);
+    __m256d d = _mm256_add_pd(c0, c1);
+    __m128d e = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+    return _mm_cvtsd_f64(e) + _mm_cvtsd_f64(_mm_unpackhi_pd(e, e));
+}
+
+/* Lanes 4k..4k+3 of the floats at x (the first r of 32 valid; the rest 0)
+ * in double. */
+static inline TGT __m256d load4_pd(const float *x, int k, size_t r)
+{
+    int c = (int)r - 4 * k;
+    if (c >= 4)
+        return _mm256_cvtps_pd(_mm_loadu_ps(x + 4 * k));
+    if (c <= 0)
+        return _mm256_setzero_pd();
+    return _mm256_cvtps_pd(
+        _mm_maskload_ps(x + 4 * k, _mm_cmpgt_epi32(_mm_set1_epi32(c), _mm_setr_epi32(0, 1, 2, 3))));
+}
+
 static TGT double sum_avx2(const float *x, size_t n)
 {
-    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
-    __m256d b0 = _mm256_setzero_pd(), b1 = _mm256_setzero_pd();
+    __m256d a[8];
+    for (int k = 0; k < 8; k++)
+        a[k] = _mm256_setzero_pd();
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        acc_pd(&a0, &a1, _mm256_loadu_ps(x + i));
-        acc_pd(&b0, &b1, _mm256_loadu_ps(x + i + 8));
-    }
-    for (; i + 8 <= n; i += 8)
-        acc_pd(&a0, &a1, _mm256_loadu_ps(x + i));
-    if (i < n)
-        acc_pd(&b0, &b1, load_tail(x + i, n - i));
-    return hsum_pd(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(b0, b1)));
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 8; k++)
+            a[k] = _mm256_add_pd(a[k], _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * k)));
+    if (i < n) /* zero lanes past the end leave a lane as it was */
+        for (int k = 0; k < 8; k++)
+            a[k] = _mm256_add_pd(a[k], load4_pd(x + i, k, n - i));
+    return tree32_avx2(a);
 }
 
 static TGT double sumsq_dev_avx2(const float *x, size_t n, double m)
 {
-    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), md = _mm256_set1_pd(m);
+    __m256d a[8], md = _mm256_set1_pd(m);
+    for (int k = 0; k < 8; k++)
+        a[k] = _mm256_setzero_pd();
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), md);
-        __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), md);
-        a0 = _mm256_fmadd_pd(d0, d0, a0);
-        a1 = _mm256_fmadd_pd(d1, d1, a1);
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 8; k++) {
+            __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * k)), md);
+            a[k] = _mm256_fmadd_pd(d, d, a[k]);
+        }
+    for (int k = 0; i < n && k < 8; k++) {
+        int c = (int)(n - i) - 4 * k;
+        if (c <= 0)
+            break;
+        __m256d d = _mm256_sub_pd(load4_pd(x + i, k, n - i), md);
+        if (c < 4) /* lanes past the end add nothing */
+            d = _mm256_and_pd(d, _mm256_castsi256_pd(_mm256_cmpgt_epi64(
+                                     _mm256_set1_epi64x(c), _mm256_setr_epi64x(0, 1, 2, 3))));
+        a[k] = _mm256_fmadd_pd(d, d, a[k]);
     }
-    double s = hsum_pd(_mm256_add_pd(a0, a1));
-    for (; i < n; i++)
-        s += (x[i] - m) * (x[i] - m);
-    return s;
+    return tree32_avx2(a);
 }
 
 static inline TGT __m256 affine_silu8(__m256 x, __m256 a, __m256 c)
@@ -403,23 +437,32 @@ static TGT void mask_scale_avx2(float *y, const float *x, const uint8_t *mask, s
 static TGT double exp_shift_avx2(float *y, const float *x, size_t n, float shift)
 {
     __m256 s = _mm256_set1_ps(shift);
-    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
-    size_t i = 0, r;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
-        _mm256_storeu_ps(y + i, v);
-        acc_pd(&a0, &a1, v);
-    }
-    if ((r = n - i) > 0) { /* masked lanes are zeroed before the sum */
-        __m256 v = _mm256_and_ps(exp256(_mm256_sub_ps(load_tail(x + i, r), s)),
-                                 _mm256_castsi256_ps(tail_mask(r)));
-        store_tail(y + i, r, v);
-        acc_pd(&a0, &a1, v);
-    }
-    return hsum_pd(_mm256_add_pd(a0, a1));
+    __m256d a[8];
+    for (int k = 0; k < 8; k++)
+        a[k] = _mm256_setzero_pd();
+    for (size_t i = 0; i < n; i += 32)
+        for (int k = 0; k < 4; k++) {
+            size_t o = i + 8 * (size_t)k, r;
+            if (o >= n)
+                break;
+            __m256 v;
+            if ((r = n - o) >= 8) {
+                v = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + o), s));
+                _mm256_storeu_ps(y + o, v);
+            } else { /* masked lanes are zeroed before the sum */
+                v = _mm256_and_ps(exp256(_mm256_sub_ps(load_tail(x + o, r), s)),
+                                  _mm256_castsi256_ps(tail_mask(r)));
+                store_tail(y + o, r, v);
+            }
+            a[2 * k] = _mm256_add_pd(a[2 * k], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+            a[2 * k + 1] = _mm256_add_pd(a[2 * k + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+        }
+    return tree32_avx2(a);
 }
 
-/* lane l of the 16 sums x[i]·w[i] over i ≡ l (mod 16), two vectors of 8 */
+/* lane l of the 16 sums x[i]·w[i] over i ≡ l (mod 16), two vectors of 8
+ * (the tail masked: zero products leave a lane as it was), then dot_tree's
+ * additions in registers */
 static TGT void dots_avx2(float *y, const float *x, const float *w, size_t n, size_t m)
 {
     for (size_t o = 0; o < m; o++) {
@@ -430,12 +473,16 @@ static TGT void dots_avx2(float *y, const float *x, const float *w, size_t n, si
             a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(r + i), a0);
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(r + i + 8), a1);
         }
-        float l[16];
-        _mm256_storeu_ps(l, a0);
-        _mm256_storeu_ps(l + 8, a1);
-        for (; i < n; i++)
-            l[i & 15] = fmaf(x[i], r[i], l[i & 15]);
-        y[o] = dot_tree(l);
+        if (i < n) {
+            size_t t = n - i, t1 = t > 8 ? 8 : t;
+            a0 = _mm256_fmadd_ps(load_tail(x + i, t1), load_tail(r + i, t1), a0);
+            if (t > 8)
+                a1 = _mm256_fmadd_ps(load_tail(x + i + 8, t - 8), load_tail(r + i + 8, t - 8), a1);
+        }
+        __m256 a = _mm256_add_ps(a0, a1); /* a[i] = l[i] + l[i + 8] */
+        __m128 v = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        __m128 u = _mm_add_ps(v, _mm_movehl_ps(v, v));                /* (v0 + v2, v1 + v3) */
+        y[o] = _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps(u, u, 1))); /* u0 + u1 */
     }
 }
 
@@ -558,64 +605,89 @@ static T512 void silu_grad_sums_avx512(float *d, const float *x, size_t n, float
     *sdx += _mm512_reduce_add_pd(_mm512_add_pd(t0, t1));
 }
 
-/* exp256's values 16 wide; the sum in double as the AVX2 version */
+/* exp256's values 16 wide; the sum in the same 32 lanes as the AVX2 version */
+/* tree32 on the 32 lanes held as a[k] = lanes 8k..8k+7, in registers */
+static inline T512 double tree32_avx512(const __m512d a[4])
+{
+    __m512d b0 = _mm512_add_pd(a[0], a[2]), b1 = _mm512_add_pd(a[1], a[3]);
+    __m512d c = _mm512_add_pd(b0, b1);
+    __m256d d = _mm256_add_pd(_mm512_castpd512_pd256(c), _mm512_extractf64x4_pd(c, 1));
+    __m128d e = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+    return _mm_cvtsd_f64(e) + _mm_cvtsd_f64(_mm_unpackhi_pd(e, e));
+}
+
 static T512 double exp_shift_avx512(float *y, const float *x, size_t n, float shift)
 {
     __m512 s = _mm512_set1_ps(shift);
-    __m512d a0 = _mm512_setzero_pd(), a1 = a0;
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 v = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
-        _mm512_storeu_ps(y + i, v);
-        acc_pd512(&a0, &a1, v);
-    }
-    if (i < n) { /* masked lanes are zeroed before the sum */
-        __mmask16 k = tail16(n - i);
-        __m512 v = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), s)));
-        _mm512_mask_storeu_ps(y + i, k, v);
-        acc_pd512(&a0, &a1, v);
-    }
-    return _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+    __m512d a[4];
+    for (int k = 0; k < 4; k++)
+        a[k] = _mm512_setzero_pd();
+    for (size_t i = 0; i < n; i += 32)
+        for (int k = 0; k < 2; k++) {
+            size_t o = i + 16 * (size_t)k;
+            if (o >= n)
+                break;
+            __mmask16 m = tail16(n - o < 16 ? n - o : 16); /* masked lanes are zeroed */
+            __m512 v = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + o), s)));
+            _mm512_mask_storeu_ps(y + o, m, v);
+            a[2 * k] = _mm512_add_pd(a[2 * k], lo_pd512(v));
+            a[2 * k + 1] = _mm512_add_pd(a[2 * k + 1], hi_pd512(v));
+        }
+    return tree32_avx512(a);
 }
 
-/* The GroupNorm statistics: 32 floats a step into four independent
- * double accumulators (the AVX2 versions wait on one or two add chains). */
+/* The GroupNorm statistics: the same 32 lanes as four vectors of 8 doubles. */
 static T512 double sum_avx512(const float *x, size_t n)
 {
-    __m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
-    size_t i = 0, r;
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        acc_pd512(&a0, &a1, _mm512_loadu_ps(x + i));
-        acc_pd512(&b0, &b1, _mm512_loadu_ps(x + i + 16));
+        __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+        a0 = _mm512_add_pd(a0, lo_pd512(v0));
+        a1 = _mm512_add_pd(a1, hi_pd512(v0));
+        a2 = _mm512_add_pd(a2, lo_pd512(v1));
+        a3 = _mm512_add_pd(a3, hi_pd512(v1));
     }
-    for (; i + 16 <= n; i += 16)
-        acc_pd512(&a0, &a1, _mm512_loadu_ps(x + i));
-    if ((r = n - i) > 0)
-        acc_pd512(&b0, &b1, _mm512_maskz_loadu_ps(tail16(r), x + i));
-    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(b0, b1)));
+    if (i < n) { /* zero lanes past the end leave a lane as it was */
+        size_t r = n - i;
+        __m512 v0 = _mm512_maskz_loadu_ps(tail16(r < 16 ? r : 16), x + i);
+        __m512 v1 = _mm512_maskz_loadu_ps(tail16(r > 16 ? r - 16 : 0), x + i + 16);
+        a0 = _mm512_add_pd(a0, lo_pd512(v0));
+        a1 = _mm512_add_pd(a1, hi_pd512(v0));
+        a2 = _mm512_add_pd(a2, lo_pd512(v1));
+        a3 = _mm512_add_pd(a3, hi_pd512(v1));
+    }
+    __m512d a[4] = {a0, a1, a2, a3};
+    return tree32_avx512(a);
 }
 
-static inline T512 void acc_dev_pd512(__m512d *a0, __m512d *a1, __m512 v, __m512d m)
-{
-    __m512d d0 = _mm512_sub_pd(lo_pd512(v), m), d1 = _mm512_sub_pd(hi_pd512(v), m);
-    *a0 = _mm512_fmadd_pd(d0, d0, *a0);
-    *a1 = _mm512_fmadd_pd(d1, d1, *a1);
-}
 
 static T512 double sumsq_dev_avx512(const float *x, size_t n, double m)
 {
-    __m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0, md = _mm512_set1_pd(m);
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, md = _mm512_set1_pd(m);
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        acc_dev_pd512(&a0, &a1, _mm512_loadu_ps(x + i), md);
-        acc_dev_pd512(&b0, &b1, _mm512_loadu_ps(x + i + 16), md);
+        __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+        __m512d d0 = _mm512_sub_pd(lo_pd512(v0), md), d1 = _mm512_sub_pd(hi_pd512(v0), md);
+        __m512d d2 = _mm512_sub_pd(lo_pd512(v1), md), d3 = _mm512_sub_pd(hi_pd512(v1), md);
+        a0 = _mm512_fmadd_pd(d0, d0, a0);
+        a1 = _mm512_fmadd_pd(d1, d1, a1);
+        a2 = _mm512_fmadd_pd(d2, d2, a2);
+        a3 = _mm512_fmadd_pd(d3, d3, a3);
     }
-    for (; i + 16 <= n; i += 16)
-        acc_dev_pd512(&a0, &a1, _mm512_loadu_ps(x + i), md);
-    double s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(b0, b1)));
-    for (; i < n; i++)
-        s += (x[i] - m) * (x[i] - m);
-    return s;
+    if (i < n) { /* lanes past the end add nothing */
+        size_t r = n - i;
+        __mmask16 k0 = tail16(r < 16 ? r : 16), k1 = tail16(r > 16 ? r - 16 : 0);
+        __m512 v0 = _mm512_maskz_loadu_ps(k0, x + i), v1 = _mm512_maskz_loadu_ps(k1, x + i + 16);
+        __m512d d0 = _mm512_sub_pd(lo_pd512(v0), md), d1 = _mm512_sub_pd(hi_pd512(v0), md);
+        __m512d d2 = _mm512_sub_pd(lo_pd512(v1), md), d3 = _mm512_sub_pd(hi_pd512(v1), md);
+        a0 = _mm512_mask3_fmadd_pd(d0, d0, a0, (__mmask8)(k0 & 0xFF));
+        a1 = _mm512_mask3_fmadd_pd(d1, d1, a1, (__mmask8)(k0 >> 8));
+        a2 = _mm512_mask3_fmadd_pd(d2, d2, a2, (__mmask8)(k1 & 0xFF));
+        a3 = _mm512_mask3_fmadd_pd(d3, d3, a3, (__mmask8)(k1 >> 8));
+    }
+    __m512d a[4] = {a0, a1, a2, a3};
+    return tree32_avx512(a);
 }
 
 static const bfn_vec_kernels kernels_avx512 = {
