@@ -282,4 +282,37 @@ static inline viz_app_state fx_state(viz_app *a)
     return s;
 }
 
+/* Window sizes for the text checks: the default, smaller ones, a large
+ * screen and a projector's zoom. */
+typedef struct {
+    int w, h;
+    double scale;
+} fx_size;
+#define FX_N_SIZES 5
+static const fx_size FX_SIZES[FX_N_SIZES] = {
+    {1280, 800, 1}, {1024, 700, 1}, {800, 600, 1}, {1920, 1080, 1}, {1920, 1080, 1.5}};
+
+static inline viz_app *fx_open_sized(const char *dir, const char *model, int n, int grid, fx_size z)
+{
+    viz_options o;
+    fx_dirs d;
+    fx_options(&o, &d, dir, model, n, grid, 1);
+    o.width = z.w;
+    o.height = z.h;
+    o.scale = z.scale;
+    return fx_create(&o);
+}
+
+/* The last frame's text stayed inside its panels; from 1280x800 up nothing
+ * needed shortening with "…" either. */
+static inline void fx_check_text(viz_app *a, fx_size z, const char *what)
+{
+    viz_app_state st = fx_state(a);
+    CHECK(st.text_cut == 0, "%dx%d at zoom %.1f, %s: %d texts past their panel, first %s", z.w,
+          z.h, z.scale, what, st.text_cut, st.text_cut_what);
+    if (z.w >= 1280 && z.h >= 800)
+        CHECK(st.text_shortened == 0, "%dx%d at zoom %.1f, %s: %d texts shortened, first %s", z.w,
+              z.h, z.scale, what, st.text_shortened, st.text_shortened_what);
+}
+
 #endif

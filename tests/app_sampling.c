@@ -629,6 +629,34 @@ static void test_app_pixel_readout_fits_beside_the_colour_bar(void)
         }
 }
 
+/* No text runs past the side of its panel (cut off, or under the next
+ * panel) in any view, at window sizes from 800x600 to 1920x1080 and at a
+ * projector's zoom. */
+static void test_app_text_stays_inside_its_panels(void)
+{
+    const char *tabs[] = {"tab.inspect", "tab.train", "tab.controls", NULL};
+    for (int i = 0; i < FX_N_SIZES; i++) {
+        viz_app *a = fx_open_sized(dir, model, 5, 4, FX_SIZES[i]);
+        viz_app_wait_run(a, 60);
+        int sx, sy;
+        point_at(a, 5, 9, 7, &sx, &sy);
+        click_at(a, sx, sy);
+        viz_app_run_frames(a, 2);
+        for (int t = 0; t < 4; t++) {
+            SDL_Rect r;
+            if (tabs[t] && !viz_app_widget_rect(a, tabs[t], &r))
+                continue; /* the wide layout has no Controls tab */
+            if (tabs[t])
+                fx_click(a, tabs[t]);
+            else
+                fx_key(a, SDLK_F1, 0);
+            viz_app_run_frames(a, 2);
+            fx_check_text(a, FX_SIZES[i], tabs[t] ? tabs[t] : "help (F1)");
+        }
+        viz_app_destroy(a);
+    }
+}
+
 int main(void)
 {
     fx_tmpdir(dir, sizeof dir);
@@ -646,6 +674,7 @@ int main(void)
     RUN(test_app_layout_adapts_to_a_narrow_window);
     RUN(test_app_tooltip_appears_after_hovering_a_control);
     RUN(test_app_pixel_readout_fits_beside_the_colour_bar);
+    RUN(test_app_text_stays_inside_its_panels);
     RUN(test_app_training_without_data_reports_the_error_in_the_panel);
     RUN(test_app_quit_request_stops_a_waiting_script);
     RUN(test_locate_finds_repository_paths_from_any_directory);

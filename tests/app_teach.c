@@ -319,6 +319,36 @@ static void test_teach_button_key_captions_and_tour(void)
     viz_app_destroy(a);
 }
 
+/* No text of the teaching mode runs past its panel (the controls, the
+ * lesson, the status line) with captions, side by side, at every stop of
+ * the tour and in the help, at window sizes from 800x600 to 1920x1080 and
+ * at a projector's zoom. */
+static void test_teach_text_stays_inside_its_panels(void)
+{
+    for (int i = 0; i < FX_N_SIZES; i++) {
+        viz_app *a = fx_open_sized(dir, model, 5, 2, FX_SIZES[i]);
+        viz_app_wait_run(a, 60);
+        fx_key(a, SDLK_l, 0);
+        for (int step = 0; step <= 3 + VIZ_TOUR_STOPS; step++) {
+            const char *what = "captions";
+            if (step == 1)
+                fx_key(a, SDLK_v, 0), what = "side by side";
+            else if (step == 2)
+                fx_key(a, SDLK_o, 0), what = "tour stop 1";
+            else if (step > 2 && step < 2 + VIZ_TOUR_STOPS)
+                fx_key(a, SDLK_PAGEDOWN, 0), what = "a later tour stop";
+            else if (step == 2 + VIZ_TOUR_STOPS)
+                fx_key(a, SDLK_ESCAPE, 0), what = "the tour closed";
+            else if (step == 3 + VIZ_TOUR_STOPS)
+                fx_key(a, SDLK_F1, 0), what = "help (F1)";
+            viz_app_wait_run(a, 120);
+            viz_app_run_frames(a, 2);
+            fx_check_text(a, FX_SIZES[i], what);
+        }
+        viz_app_destroy(a);
+    }
+}
+
 int main(void)
 {
     fx_tmpdir(dir, sizeof dir);
@@ -329,6 +359,7 @@ int main(void)
     RUN(test_teach_side_by_side_runs_two_settings_with_one_seed);
     RUN(test_teach_bob_alone_is_the_sampler_and_inpainting_keeps_known_pixels);
     RUN(test_teach_button_key_captions_and_tour);
+    RUN(test_teach_text_stays_inside_its_panels);
     fx_rmtree(dir);
     return check_finish();
 }

@@ -359,10 +359,12 @@ static void pass(viz_app *a, int drawing)
     }
     viz_layout L = layout(a);
     /* the grid first: it decides which pixel the inspector shows */
+    viz_ui_text_area(ui, (SDL_Rect){L.grid.x, 0, L.grid.w, L.status.y});
     viz_grid_view(a, L.grid);
     viz_legend_view(a, L.legend);
     viz_timeline_view(a, L.timeline);
     a->narrow = L.narrow;
+    viz_ui_text_area(ui, L.left);
     if (L.narrow) {
         viz_ui_fill(ui, L.left, ui->th.panel);
         int th = tab_row(a, L.left, 1);
@@ -373,11 +375,14 @@ static void pass(viz_app *a, int drawing)
             right_content(a, body);
     } else {
         viz_controls_panel(a, L.left);
+        viz_ui_text_area(ui, L.right);
         viz_ui_fill(ui, L.right, ui->th.panel);
         int th = tab_row(a, L.right, 0);
         right_content(a, (SDL_Rect){L.right.x, L.right.y + th, L.right.w, L.right.h - th});
     }
+    viz_ui_text_area(ui, L.status);
     status_line(a, L.status);
+    viz_ui_text_area(ui, (SDL_Rect){0, 0, a->w, a->h});
     if (a->help)
         viz_help_overlay(a);
     viz_ui_end(ui);
@@ -786,6 +791,10 @@ int viz_app_pixel_pos(viz_app *a, int cell, int x, int y, int *sx, int *sy)
 void viz_app_get_state(viz_app *a, viz_app_state *s)
 {
     memset(s, 0, sizeof *s);
+    s->text_cut = a->ui.text_cut;
+    viz_strcpy(s->text_cut_what, sizeof s->text_cut_what, a->ui.text_cut_what);
+    s->text_shortened = a->ui.text_shortened;
+    viz_strcpy(s->text_shortened_what, sizeof s->text_shortened_what, a->ui.text_shortened_what);
     s->settings = a->set;
     viz_strcpy(s->model_path, sizeof s->model_path, a->model_path);
     s->view = a->view;

@@ -119,6 +119,10 @@ typedef struct {
     long frames_slow;             /* frames whose work took longer than 1/60 s */
     double anim_fps;              /* frames per second while animating */
     char renderer[32];            /* SDL renderer in use */
+    int text_cut;                 /* texts of the last frame running past their panel */
+    char text_cut_what[160];      /* the first of them */
+    int text_shortened;           /* texts of the last frame shortened with "…" to fit */
+    char text_shortened_what[160];
 } viz_app_state;
 
 void viz_app_get_state(viz_app *a, viz_app_state *s);

@@ -625,6 +625,9 @@ static void row_text(viz_app *a, const viz_lesson *l, int side, int M, int x, in
 
 static const char *TITLES[N_PANELS] = {"Alice's image x", "message y", "Bob's belief θ",
                                        "network's guess p_O", "cost of this message"};
+/* when the panels are narrow (side by side, a projector's zoom) */
+static const char *TITLES_SHORT[N_PANELS] = {"image x", "message y", "belief θ", "guess p_O",
+                                             "cost"};
 
 static void panel_scale(viz_app *a, const viz_lesson *l, int p, int step, int x, int y)
 {
@@ -633,9 +636,12 @@ static void panel_scale(viz_app *a, const viz_lesson *l, int p, int step, int x,
     char s[80] = "";
     if (p == 0 && l->mode != BFN_TEACH_ALICE && !l->has_mask)
         viz_fmt(s, sizeof s, "Bob's own guess k");
-    else if (p == 1 && step >= 1 && step <= n)
+    else if (p == 1 && step >= 1 && step <= n) {
         viz_fmt(s, sizeof s, "α = %.3g · colours ±%.2g", slot_alpha(l, step),
                 y_scale(slot_alpha(l, step)));
+        if (viz_ui_text_width(ui, VIZ_FONT_SMALL, s) > ui->text_area.x + ui->text_area.w - x)
+            viz_fmt(s, sizeof s, "α = %.3g", slot_alpha(l, step)); /* a narrow column */
+    }
     else if (p == 4 && l->mode == BFN_TEACH_ALICE && step >= 1 && slot < viz_lesson_ready(l))
         viz_fmt(s, sizeof s, "%s 0 … %.2g bits", step > n ? "−log₂ p_O(x):" : "per pixel",
                 cost_max(l, slot) * BITS);
@@ -649,6 +655,11 @@ static void tour_box(viz_app *a, SDL_Rect area)
     viz_ui *ui = &a->ui;
     viz_teach *t = a->teach;
     int pad = viz_ui_px(ui, 14), w = area.w * 46 / 100, bh = viz_ui_px(ui, 28);
+    int b = viz_ui_px(ui, 90), gap = viz_ui_px(ui, 6);
+    if (w < 2 * pad + 4 * b) /* wide enough for its four buttons, or as wide as the area */
+        w = 2 * pad + 4 * b < area.w ? 2 * pad + 4 * b : area.w;
+    if (2 * pad + 4 * b > w)
+        b = (w - 2 * pad) / 4;
     SDL_Rect tr = {0, 0, w - 2 * pad, 0};
     int drawing = ui->drawing;
     ui->drawing = 0;
@@ -665,7 +676,6 @@ static void tour_box(viz_app *a, SDL_Rect area)
     viz_draw_wrapped(a, VIZ_FONT_NORMAL, (SDL_Rect){box.x + pad, y, w - 2 * pad, th},
                      ui->th.text, viz_teach_tour_text(t->stop));
     y += th + pad / 2;
-    int b = viz_ui_px(ui, 90), gap = viz_ui_px(ui, 6);
     if (viz_ui_button(ui, "tour.prev", (SDL_Rect){box.x + pad, y, b, bh}, "◀ back",
                       "Previous stop (PgUp)", 0) && t->stop > 0)
         viz_teach_tour(a, t->stop - 1);
@@ -762,9 +772,12 @@ void viz_teach_pass(viz_app *a)
     if (left_w > a->w * 2 / 5)
         left_w = a->w * 2 / 5;
     int body_h = a->h - status_h;
+    viz_ui_text_area(ui, (SDL_Rect){0, 0, left_w, body_h});
     controls(a, (SDL_Rect){0, 0, left_w, body_h});
     SDL_Rect m = {left_w + pad, pad, a->w - left_w - 2 * pad, body_h - 2 * pad};
+    viz_ui_text_area(ui, (SDL_Rect){0, body_h, a->w, status_h});
     status(a, (SDL_Rect){0, body_h, a->w, status_h});
+    viz_ui_text_area(ui, (SDL_Rect){left_w, 0, a->w - left_w, body_h});
     int tl_h = viz_ui_px(ui, 62);
     SDL_Rect tl = {m.x, m.y + m.h - tl_h, m.w, tl_h};
     int M = t->sides ? viz_teach_positions_max(t) : 0;
@@ -778,8 +791,10 @@ void viz_teach_pass(viz_app *a)
                              ui->th.error, t->error);
         else
             viz_ui_text_center(ui, VIZ_FONT_LARGE, msg, ui->th.dim, "preparing the lesson…");
-        if (a->help)
+        if (a->help) {
+            viz_ui_text_area(ui, (SDL_Rect){0, 0, a->w, a->h});
             viz_teach_help_overlay(a);
+        }
         return;
     }
     const viz_lesson *l0 = t->les[0];
@@ -809,10 +824,20 @@ void viz_teach_pass(viz_app *a)
         int step = viz_teach_step_at(l, M, (int)t->pos);
         row_text(a, l, s, M, m.x, y, m.w, 1);
         y += lhN + viz_ui_px(ui, 4);
+        /* titles and scales keep to their column (the last one to the area's edge) */
+        SDL_Rect main_area = ui->text_area;
+        const char *const *titles = TITLES; /* all long, or all short when one does not fit */
+        for (int p = 0; p + 1 < N_PANELS; p++)
+            if (viz_ui_text_width(ui, VIZ_FONT_SMALL, TITLES[p]) > side + gap * 2 / 3)
+                titles = TITLES_SHORT;
         for (int p = 0; p < N_PANELS; p++) {
             int px = m.x + p * (side + gap);
-            viz_ui_text(ui, VIZ_FONT_SMALL, px, y, ui->th.text, TITLES[p]);
+            SDL_Rect col = {px, 0, p + 1 < N_PANELS ? side + gap * 2 / 3
+                                                    : main_area.x + main_area.w - px, a->h};
+            viz_ui_text_area(ui, col);
+            viz_ui_text(ui, VIZ_FONT_SMALL, px, y, ui->th.text, titles[p]);
         }
+        viz_ui_text_area(ui, main_area);
         y += lhS + viz_ui_px(ui, 2);
         for (int p = 0; p < N_PANELS; p++) {
             SDL_Rect dst = {m.x + p * (side + gap), y, side, ph};
@@ -843,7 +868,12 @@ void viz_teach_pass(viz_app *a)
                                                 dst.h + 2 * k + 2},
                                  ui->th.accent);
             }
+            viz_ui_text_area(ui, (SDL_Rect){dst.x, 0, p + 1 < N_PANELS
+                                                          ? side + gap * 2 / 3
+                                                          : main_area.x + main_area.w - dst.x,
+                                            a->h});
             panel_scale(a, l, p, step, dst.x, dst.y + ph + viz_ui_px(ui, 2));
+            viz_ui_text_area(ui, main_area);
         }
         if (t->source == VIZ_SRC_DRAW && s == 0 && ui->drawing) {
             int empty = 1;
@@ -881,6 +911,8 @@ void viz_teach_pass(viz_app *a)
     }
     if (t->stop >= 0)
         tour_box(a, (SDL_Rect){m.x, m.y + (t->sides > 1 ? 0 : y - m.y), m.w, m.h});
-    if (a->help)
+    if (a->help) {
+        viz_ui_text_area(ui, (SDL_Rect){0, 0, a->w, a->h});
         viz_teach_help_overlay(a);
+    }
 }

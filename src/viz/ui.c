@@ -46,7 +46,14 @@ void viz_ui_begin(viz_ui *ui, int drawing, int w, int h, double now)
     ui->hot_pass = 0;
     ui->tip_pass[0] = '\0';
     ui->focus_seen = 0;
+    ui->text_area = (SDL_Rect){0, 0, w, h};
+    if (drawing) {
+        ui->text_cut = ui->text_shortened = 0;
+        ui->text_cut_what[0] = ui->text_shortened_what[0] = '\0';
+    }
 }
+
+void viz_ui_text_area(viz_ui *ui, SDL_Rect r) { ui->text_area = r; }
 
 static void draw_tooltip(viz_ui *ui)
 {
@@ -138,10 +145,54 @@ void viz_ui_line(viz_ui *ui, float x0, float y0, float x1, float y1, SDL_Color c
     SDL_RenderDrawLineF(ui->ren, x0, y0, x1, y1);
 }
 
+/* Draws s at (x, y) inside the panel being drawn: a text that would run past
+ * the panel's right side is shortened to fit with "…" (counted in
+ * text_shortened); one that starts left of it, or cannot fit even
+ * shortened, is drawn as it is and counted in text_cut. Returns the width
+ * drawn. */
+static int draw_in_area(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const char *s)
+{
+    SDL_Rect a = ui->text_area;
+    int w;
+    viz_text_size(ui->text, f, s, &w, NULL);
+    int avail = a.x + a.w - x;
+    if (x >= a.x && w <= avail)
+        return viz_text_draw(ui->text, f, s, x, y, c);
+    if (x >= a.x) {
+        /* the longest prefix (whole UTF-8 characters) that fits with "…" */
+        char buf[520];
+        int cuts[512], nc = 0;
+        size_t n = strlen(s);
+        for (size_t i = 1; i <= n && i < 500 && nc < 512; i++)
+            if (i == n || ((unsigned char)s[i] & 0xC0) != 0x80)
+                cuts[nc++] = (int)i;
+        int lo = 0, hi = nc; /* prefixes cuts[0..lo-1] are known to fit */
+        while (lo < hi) {
+            int mid = (lo + hi + 1) / 2, bw;
+            snprintf(buf, sizeof buf, "%.*s…", cuts[mid - 1], s);
+            viz_text_size(ui->text, f, buf, &bw, NULL);
+            if (bw <= avail)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        if (lo > 0) {
+            snprintf(buf, sizeof buf, "%.*s…", cuts[lo - 1], s);
+            if (ui->text_shortened++ == 0)
+                viz_fmt(ui->text_shortened_what, sizeof ui->text_shortened_what, "'%.120s'", s);
+            return viz_text_draw(ui->text, f, buf, x, y, c);
+        }
+    }
+    int over = x < a.x ? a.x - x : w - avail;
+    if (ui->text_cut++ == 0)
+        viz_fmt(ui->text_cut_what, sizeof ui->text_cut_what, "'%.100s' by %d px", s, over);
+    return viz_text_draw(ui->text, f, s, x, y, c);
+}
+
 int viz_ui_text(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const char *s)
 {
     if (ui->drawing)
-        return viz_text_draw(ui->text, f, s, x, y, c);
+        return draw_in_area(ui, f, x, y, c, s);
     int w;
     viz_text_size(ui->text, f, s, &w, NULL);
     return w;
@@ -172,7 +223,8 @@ void viz_ui_text_center(viz_ui *ui, viz_font f, SDL_Rect r, SDL_Color c, const c
         return;
     int w, h;
     viz_text_size(ui->text, f, s, &w, &h);
-    viz_text_draw(ui->text, f, s, r.x + (r.w - w) / 2, r.y + (r.h - h) / 2, c);
+    int x = r.x + (r.w - w) / 2;
+    draw_in_area(ui, f, x < ui->text_area.x && x < r.x ? r.x : x, r.y + (r.h - h) / 2, c, s);
 }
 
 void viz_ui_text_right(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const char *s)
@@ -181,7 +233,8 @@ void viz_ui_text_right(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const 
         return;
     int w;
     viz_text_size(ui->text, f, s, &w, NULL);
-    viz_text_draw(ui->text, f, s, x - w, y, c);
+    int x0 = x - w;
+    draw_in_area(ui, f, x0 < ui->text_area.x ? ui->text_area.x : x0, y, c, s);
 }
 
 SDL_Color viz_ui_mix(SDL_Color a, SDL_Color b, float t)

@@ -54,6 +54,15 @@ typedef struct {
 
     viz_widget_rect reg[VIZ_UI_MAX_WIDGETS];
     int n_reg;
+
+    /* text must stay inside the panel it belongs to: a text that would run
+     * past the panel's right side is shortened with "…"; the last drawing
+     * pass counts those and any that still ran past a side (tests read it) */
+    SDL_Rect text_area;       /* the panel being drawn (begin: the window) */
+    int text_cut;             /* texts past a side of their panel */
+    char text_cut_what[160];  /* the first of them, and by how many pixels */
+    int text_shortened;       /* texts shortened to fit */
+    char text_shortened_what[160];
 } viz_ui;
 
 void viz_ui_init(viz_ui *ui, SDL_Renderer *ren, viz_text *text, float zoom);
@@ -78,6 +87,9 @@ static inline int viz_ui_inside(SDL_Rect r, int x, int y)
 void viz_ui_fill(viz_ui *ui, SDL_Rect r, SDL_Color c);
 void viz_ui_frame(viz_ui *ui, SDL_Rect r, SDL_Color c);
 void viz_ui_line(viz_ui *ui, float x0, float y0, float x1, float y1, SDL_Color c);
+/* The panel the following text belongs to: text drawn past its right side
+ * is shortened with "…" (see text_cut). */
+void viz_ui_text_area(viz_ui *ui, SDL_Rect r);
 /* Text with its top-left at (x, y); returns its width (also when not drawing). */
 int viz_ui_text(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const char *s);
 int viz_ui_textf(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const char *fmt, ...)
