@@ -3,6 +3,7 @@
 #include <SDL_ttf.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,42 +150,53 @@ static entry *cache_slot(viz_text *t)
     return &t->e[old];
 }
 
-int viz_text_draw(viz_text *t, viz_font f, const char *s, int x, int y, SDL_Color c)
+/* The cached texture of s in f and c, rendered now if it is not cached. */
+static entry *cached(viz_text *t, viz_font f, const char *s, SDL_Color c)
+{
+    uint32_t rgba = (uint32_t)c.r << 24 | (uint32_t)c.g << 16 | (uint32_t)c.b << 8 | c.a;
+    uint64_t h = hash_key(s, (int)f, rgba);
+    for (int i = 0; i < t->n; i++)
+        if (t->e[i].hash == h && t->e[i].font == (int)f && t->e[i].rgba == rgba &&
+            !strcmp(t->e[i].s, s))
+            return &t->e[i];
+    SDL_Surface *surf = TTF_RenderUTF8_Blended(t->font[f], s, c);
+    if (!surf)
+        return NULL;
+    SDL_Texture *tex = SDL_CreateTextureFromSurface(t->ren, surf);
+    int w = surf->w, hh = surf->h;
+    SDL_FreeSurface(surf);
+    char *copy = malloc(strlen(s) + 1);
+    if (!tex || !copy) {
+        if (tex)
+            SDL_DestroyTexture(tex);
+        free(copy);
+        return NULL;
+    }
+    strcpy(copy, s);
+    entry *e = cache_slot(t);
+    *e = (entry){.hash = h, .s = copy, .font = (int)f, .rgba = rgba, .tex = tex, .w = w, .h = hh};
+    return e;
+}
+
+int viz_text_draw_within(viz_text *t, viz_font f, const char *s, int x, int y, SDL_Color c,
+                         int max_w)
 {
     if (!s || !*s)
         return 0;
-    uint32_t rgba = (uint32_t)c.r << 24 | (uint32_t)c.g << 16 | (uint32_t)c.b << 8 | c.a;
-    uint64_t h = hash_key(s, (int)f, rgba);
-    entry *e = NULL;
-    for (int i = 0; i < t->n; i++)
-        if (t->e[i].hash == h && t->e[i].font == (int)f && t->e[i].rgba == rgba &&
-            !strcmp(t->e[i].s, s)) {
-            e = &t->e[i];
-            break;
-        }
-    if (!e) {
-        SDL_Surface *surf = TTF_RenderUTF8_Blended(t->font[f], s, c);
-        if (!surf)
-            return 0;
-        SDL_Texture *tex = SDL_CreateTextureFromSurface(t->ren, surf);
-        int w = surf->w, hh = surf->h;
-        SDL_FreeSurface(surf);
-        char *copy = malloc(strlen(s) + 1);
-        if (!tex || !copy) {
-            if (tex)
-                SDL_DestroyTexture(tex);
-            free(copy);
-            return 0;
-        }
-        strcpy(copy, s);
-        e = cache_slot(t);
-        *e = (entry){.hash = h, .s = copy, .font = (int)f, .rgba = rgba, .tex = tex, .w = w,
-                     .h = hh};
-    }
+    entry *e = cached(t, f, s, c);
+    if (!e)
+        return 0;
     e->used = t->frame;
+    if (e->w > max_w)
+        return e->w;
     SDL_Rect dst = {x, y, e->w, e->h};
     SDL_RenderCopy(t->ren, e->tex, NULL, &dst);
     return e->w;
+}
+
+int viz_text_draw(viz_text *t, viz_font f, const char *s, int x, int y, SDL_Color c)
+{
+    return viz_text_draw_within(t, f, s, x, y, c, INT_MAX);
 }
 
 void viz_text_end_frame(viz_text *t)

@@ -26,6 +26,10 @@ int viz_text_height(viz_text *t, viz_font f);
 
 /* Draws s with its top-left corner at (x, y); returns its width. */
 int viz_text_draw(viz_text *t, viz_font f, const char *s, int x, int y, SDL_Color c);
+/* The same, drawn only when its width is at most max_w; returns the width
+ * either way (one cache lookup, for callers that shorten what does not fit). */
+int viz_text_draw_within(viz_text *t, viz_font f, const char *s, int x, int y, SDL_Color c,
+                         int max_w);
 
 /* Frees strings not drawn for a while; call once per drawn frame. */
 void viz_text_end_frame(viz_text *t);

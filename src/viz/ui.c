@@ -152,12 +152,13 @@ void viz_ui_line(viz_ui *ui, float x0, float y0, float x1, float y1, SDL_Color c
  * drawn. */
 static int draw_in_area(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const char *s)
 {
+    if (!s || !*s)
+        return 0;
     SDL_Rect a = ui->text_area;
-    int w;
-    viz_text_size(ui->text, f, s, &w, NULL);
     int avail = a.x + a.w - x;
+    int w = viz_text_draw_within(ui->text, f, s, x, y, c, x >= a.x ? avail : -1);
     if (x >= a.x && w <= avail)
-        return viz_text_draw(ui->text, f, s, x, y, c);
+        return w; /* drawn */
     if (x >= a.x) {
         /* the longest prefix (whole UTF-8 characters) that fits with "…" */
         char buf[520];
