@@ -464,6 +464,14 @@ static void test_app_training_without_data_reports_the_error_in_the_panel(void)
     long f0 = s.frames_drawn;
     viz_app_run_frames(a, 3);
     CHECK_NEAR(f0 + 3, fx_state(a).frames_drawn, 0, "the app keeps drawing");
+    /* with no run, Save model and Preview say so instead of doing nothing */
+    const char *buttons[2] = {"train.save", "train.preview"};
+    for (int i = 0; i < 2; i++) {
+        CHECK(fx_click(a, buttons[i]), "%s button", buttons[i]);
+        s = fx_state(a);
+        CHECK(s.notice_err && strstr(s.notice, "Start first") != NULL,
+              "%s without a run: notice '%s'", buttons[i], s.notice);
+    }
     viz_app_destroy(a);
 }
 

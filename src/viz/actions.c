@@ -240,6 +240,10 @@ void viz_act_train_start(viz_app *a)
             viz_act_notice(a, 1, "the viewer shows a snapshot: pick a model file to start from");
             return;
         }
+        if (!a->model_path[0]) {
+            viz_act_notice(a, 1, "no model in the viewer to start from: open one, or start from scratch");
+            return;
+        }
         viz_strcpy(q.model_path, sizeof q.model_path, a->model_path);
     }
     viz_train_start(a->train, &q);

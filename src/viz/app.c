@@ -793,6 +793,10 @@ void viz_app_get_state(viz_app *a, viz_app_state *s)
     memset(s, 0, sizeof *s);
     s->text_cut = a->ui.text_cut;
     viz_strcpy(s->text_cut_what, sizeof s->text_cut_what, a->ui.text_cut_what);
+    if (a->notice[0] && viz_now() < a->notice_until) {
+        viz_strcpy(s->notice, sizeof s->notice, a->notice);
+        s->notice_err = a->notice_err;
+    }
     s->text_shortened = a->ui.text_shortened;
     viz_strcpy(s->text_shortened_what, sizeof s->text_shortened_what, a->ui.text_shortened_what);
     s->settings = a->set;

@@ -121,6 +121,8 @@ typedef struct {
     char renderer[32];            /* SDL renderer in use */
     int text_cut;                 /* texts of the last frame running past their panel */
     char text_cut_what[160];      /* the first of them */
+    char notice[200];             /* the status line's notice now shown ("" none) */
+    int notice_err;               /* it reports an error */
     int text_shortened;           /* texts of the last frame shortened with "…" to fit */
     char text_shortened_what[160];
 } viz_app_state;

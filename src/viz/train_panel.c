@@ -203,16 +203,26 @@ void viz_train_panel(viz_app *a, SDL_Rect r)
                       "Save a checkpoint and end the run", 0))
         viz_train_stop(a->train);
     y += row + gap;
+    /* stopped, failed or never started: nothing to save or preview */
+    int no_run = v->state == VIZ_TRAIN_IDLE || v->state == VIZ_TRAIN_ERROR;
     if (viz_ui_button(ui, "train.save", (SDL_Rect){x, y, bw, row}, "Save model",
-                      "Write the EMA weights to runs/viz-<data>.bfn (and a checkpoint)", 0))
-        viz_train_request_save(a->train);
+                      "Write the EMA weights to runs/viz-<data>.bfn (and a checkpoint)", 0)) {
+        if (no_run)
+            viz_act_notice(a, 1, "no training run to save: press Start first");
+        else
+            viz_train_request_save(a->train);
+    }
     if (viz_ui_button(ui, "train.use", (SDL_Rect){x + bw + gap, y, bw, row}, "Use in viewer",
                       "Sample the main grid from a snapshot of the current EMA weights",
                       a->snap != NULL))
         viz_act_use_snapshot(a);
     if (viz_ui_button(ui, "train.preview", (SDL_Rect){x + 2 * (bw + gap), y, bw, row}, "Preview",
-                      "Sample the preview grid from the EMA weights now", 0))
-        viz_train_request_preview(a->train);
+                      "Sample the preview grid from the EMA weights now", 0)) {
+        if (no_run)
+            viz_act_notice(a, 1, "no training run to preview: press Start first");
+        else
+            viz_train_request_preview(a->train);
+    }
     y += row + gap;
 
     if (v->state != VIZ_TRAIN_IDLE || v->message[0]) {
