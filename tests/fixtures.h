@@ -8,4 +8,7 @@
  * in milliseconds: for tests of everything around the network. */
 bfn_net_config fixture_tiny_config(int K, float dropout);
 
+/* The whole file at path (malloc'd, *size its length), or NULL. */
+char *fixture_read_file(const char *path, size_t *size);
+
 #endif

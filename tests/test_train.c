@@ -146,6 +146,63 @@ static void test_train_non_finite_step_changes_nothing(void)
     bfn_net_destroy(net);
 }
 
+/* A state with a NaN, an Inf or a negative second moment anywhere is not
+ * written: the checkpoint and the model on disk keep their bytes. */
+static void test_train_save_refuses_non_finite_state_and_keeps_the_file(void)
+{
+    char ckpt[] = "/tmp/bfn_test_ckpt_XXXXXX", model[] = "/tmp/bfn_test_model_XXXXXX";
+    close(mkstemp(ckpt));
+    close(mkstemp(model));
+    bfn_train_config tc = bfn_train_config_default();
+    tc.batch = 4;
+    bfn_err err = {0};
+    bfn_net *net = make_net(4);
+    bfn_trainer *tr;
+    bfn_trainer_create(&tr, net, &tc, &err);
+    bfn_trainer_step(tr, pattern_batch, NULL, NULL, &err);
+    CHECK(bfn_trainer_save(tr, ckpt, "patterns", 4, "t", &err) == BFN_OK, "save: %s", err.msg);
+    CHECK(bfn_trainer_save_model(tr, model, "patterns", 4, "t", &err) == BFN_OK, "model: %s",
+          err.msg);
+    size_t nc, nm;
+    char *c0 = fixture_read_file(ckpt, &nc), *m0 = fixture_read_file(model, &nm);
+    size_t np = bfn_net_param_count(net), k = np / 2;
+    struct {
+        const char *what;
+        float *x, bad;
+        int model_too;
+    } cases[4] = {{"a NaN weight", bfn_net_params(net), NAN, 0},
+                  {"an infinite EMA weight", bfn_trainer_ema(tr), INFINITY, 1},
+                  {"a NaN second moment", bfn_trainer_adam_v(tr), NAN, 0},
+                  {"a negative second moment", bfn_trainer_adam_v(tr), -1e-3f, 0}};
+    for (int i = 0; i < 4; i++) {
+        float keep = cases[i].x[k];
+        cases[i].x[k] = cases[i].bad;
+        bfn_status st = bfn_trainer_save(tr, ckpt, "patterns", 8, "t", &err);
+        CHECK(st == BFN_ERR_NUMERIC && strstr(err.msg, "unchanged"),
+              "%s: checkpoint refused (got %d: %s)", cases[i].what, st, err.msg);
+        if (cases[i].model_too) {
+            st = bfn_trainer_save_model(tr, model, "patterns", 8, "t", &err);
+            CHECK(st == BFN_ERR_NUMERIC, "%s: model refused (got %d: %s)", cases[i].what, st,
+                  err.msg);
+        }
+        cases[i].x[k] = keep;
+        size_t n1, n2;
+        char *c1 = fixture_read_file(ckpt, &n1), *m1 = fixture_read_file(model, &n2);
+        CHECK(c0 && c1 && n1 == nc && !memcmp(c0, c1, nc), "%s: checkpoint bytes unchanged",
+              cases[i].what);
+        CHECK(m0 && m1 && n2 == nm && !memcmp(m0, m1, nm), "%s: model bytes unchanged",
+              cases[i].what);
+        free(c1), free(m1);
+    }
+    CHECK(bfn_trainer_save(tr, ckpt, "patterns", 8, "t", &err) == BFN_OK,
+          "the repaired state saves: %s", err.msg);
+    free(c0), free(m0);
+    bfn_trainer_destroy(tr);
+    bfn_net_destroy(net);
+    unlink(ckpt);
+    unlink(model);
+}
+
 static void test_train_lr_schedule_warmup_then_cosine(void)
 {
     bfn_train_config c = bfn_train_config_default();
@@ -171,6 +228,7 @@ int main(void)
 {
     RUN(test_train_lr_schedule_warmup_then_cosine);
     RUN(test_train_non_finite_step_changes_nothing);
+    RUN(test_train_save_refuses_non_finite_state_and_keeps_the_file);
     RUN(test_train_resume_from_checkpoint_is_bit_exact);
     RUN(test_train_lowers_loss_on_synthetic_patterns);
     return check_finish();

@@ -76,7 +76,10 @@ void bfn_trainer_set_steps(bfn_trainer *tr, int64_t step);
 
 /* Checkpoints (model_io container): weights, EMA, Adam moments, step, rng,
  * config; written to a temporary file then renamed. Loading restores the
- * trainer exactly so that resumed training continues bit for bit. */
+ * trainer exactly so that resumed training continues bit for bit. A state
+ * holding NaN or Inf (or a negative Adam second moment) is not written:
+ * BFN_ERR_NUMERIC, and the file on disk is left as it was (the same for
+ * bfn_trainer_save_model and the EMA weights). */
 bfn_status bfn_trainer_save(bfn_trainer *tr, const char *path, const char *dataset,
                             int64_t images_seen, const char *notes, bfn_err *err);
 /* Restores a checkpoint: creates the net (for the checkpoint's batch size, or

@@ -328,12 +328,46 @@ static bfn_status fill_meta(bfn_trainer *tr, bfn_model_meta *m, const char *data
     return BFN_OK;
 }
 
+/* Index of the first value of x[0..n) that is NaN or infinite (or, with
+ * nonneg, negative), or -1. */
+static long first_bad(const float *x, size_t n, int nonneg)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) || (nonneg && x[i] < 0.0f))
+            return (long)i;
+    return -1;
+}
+
+/* Nothing that could not be resumed is ever written: every array a file
+ * holds must be finite (and Adam's second moments >= 0), whatever put a bad
+ * value there, so the file on disk stays the last good one. */
+static bfn_status check_saveable(bfn_trainer *tr, const char *path, int whole, bfn_err *err)
+{
+    struct {
+        const char *name;
+        const float *x;
+        int nonneg;
+    } arr[4] = {{"EMA weights", tr->ema, 0},
+                {"weights", bfn_net_params(tr->net), 0},
+                {"Adam first moments", tr->m, 0},
+                {"Adam second moments", tr->v, 1}};
+    for (int a = 0; a < (whole ? 4 : 1); a++) {
+        long i = first_bad(arr[a].x, tr->np, arr[a].nonneg);
+        if (i >= 0)
+            return bfn_err_set(err, BFN_ERR_NUMERIC,
+                               "%s not written: the %s hold %g at index %ld (step %lld); the "
+                               "file on disk is unchanged",
+                               path, arr[a].name, (double)arr[a].x[i], i, (long long)tr->step);
+    }
+    return BFN_OK;
+}
+
 bfn_status bfn_trainer_save(bfn_trainer *tr, const char *path, const char *dataset,
                             int64_t images_seen, const char *notes, bfn_err *err)
 {
     bfn_model_meta m;
     bfn_status st = fill_meta(tr, &m, dataset, images_seen, notes, err);
-    if (st != BFN_OK)
+    if (st != BFN_OK || (st = check_saveable(tr, path, 1, err)) != BFN_OK)
         return st;
     const bfn_train_config *c = &tr->cfg;
     uint64_t w[TRAIN_WORDS] = {
@@ -357,7 +391,7 @@ bfn_status bfn_trainer_save_model(bfn_trainer *tr, const char *path, const char 
 {
     bfn_model_meta m;
     bfn_status st = fill_meta(tr, &m, dataset, images_seen, notes, err);
-    if (st != BFN_OK)
+    if (st != BFN_OK || (st = check_saveable(tr, path, 0, err)) != BFN_OK)
         return st;
     bfn_model_section sec = {"params", BFN_MODEL_F32, tr->np, tr->ema};
     return bfn_model_save(path, &m, &sec, 1, err);
