@@ -763,6 +763,29 @@ static void status(viz_app *a, SDL_Rect r)
                           "F1: shortcuts · L: back to sampling");
 }
 
+/* The widest word of the five captions in font f. */
+static int widest_word(viz_ui *ui, viz_font f, const viz_lesson *l, const viz_teach *t)
+{
+    int widest = 0;
+    for (int p = 0; p < N_PANELS; p++) {
+        const char *c = caption(t, l, p);
+        while (*c) {
+            while (*c == ' ')
+                c++;
+            size_t n = strcspn(c, " ");
+            if (n > 0 && n < 120) {
+                char word[128];
+                memcpy(word, c, n);
+                word[n] = '\0';
+                int w = viz_ui_text_width(ui, f, word);
+                widest = w > widest ? w : widest;
+            }
+            c += n;
+        }
+    }
+    return widest;
+}
+
 void viz_teach_pass(viz_app *a)
 {
     viz_ui *ui = &a->ui;
@@ -885,13 +908,23 @@ void viz_teach_pass(viz_app *a)
         }
         y += ph + lhS + viz_ui_px(ui, 4);
         if (s == 0 && t->captions) {
+            /* large type, unless a word of a caption is wider than its column */
+            int cw = side + gap / 2;
+            viz_font cf = VIZ_FONT_LARGE;
+            while (cf != VIZ_FONT_SMALL && widest_word(ui, cf, l, t) > cw)
+                cf = cf == VIZ_FONT_LARGE ? VIZ_FONT_NORMAL : VIZ_FONT_SMALL;
+            SDL_Rect main_area = ui->text_area;
             int used = 0;
             for (int p = 0; p < N_PANELS; p++) {
-                int hgt = viz_draw_wrapped(
-                    a, VIZ_FONT_LARGE, (SDL_Rect){m.x + p * (side + gap), y, side + gap / 2, cap_h},
-                    (SDL_Color){250, 240, 200, 255}, caption(t, l, p));
+                SDL_Rect col = {m.x + p * (side + gap), y, cw, cap_h};
+                viz_ui_text_area(ui, (SDL_Rect){col.x, 0, p + 1 < N_PANELS ? side + gap * 2 / 3
+                                                              : main_area.x + main_area.w - col.x,
+                                                a->h});
+                int hgt = viz_draw_wrapped(a, cf, col, (SDL_Color){250, 240, 200, 255},
+                                           caption(t, l, p));
                 used = hgt > used ? hgt : used;
             }
+            viz_ui_text_area(ui, main_area);
             y += used + viz_ui_px(ui, 6);
         }
         row_text(a, l, s, M, m.x, y, m.w, 0);
