@@ -119,15 +119,27 @@ static void test_train_resume_from_checkpoint_is_bit_exact(void)
     unlink(path);
 }
 
-static void test_train_non_finite_step_changes_nothing(void)
+/* A trainer (batch 4, default recipe) on a fresh tiny net after one step. */
+static bfn_trainer *trainer_after_one_step(bfn_net **net)
 {
     bfn_train_config tc = bfn_train_config_default();
     tc.batch = 4;
     bfn_err err = {0};
-    bfn_net *net = make_net(4);
-    bfn_trainer *tr;
-    bfn_trainer_create(&tr, net, &tc, &err);
-    bfn_trainer_step(tr, pattern_batch, NULL, NULL, &err);
+    bfn_trainer *tr = NULL;
+    *net = make_net(4);
+    if (bfn_trainer_create(&tr, *net, &tc, &err) != BFN_OK ||
+        bfn_trainer_step(tr, pattern_batch, NULL, NULL, &err) != BFN_OK) {
+        fprintf(stderr, "trainer: %s\n", err.msg);
+        exit(1);
+    }
+    return tr;
+}
+
+static void test_train_non_finite_step_changes_nothing(void)
+{
+    bfn_err err = {0};
+    bfn_net *net;
+    bfn_trainer *tr = trainer_after_one_step(&net);
     size_t np = bfn_net_param_count(net);
     float *p = bfn_net_params(net);
     /* poison one weight of the input conv: every logit becomes NaN */
@@ -153,13 +165,9 @@ static void test_train_save_refuses_non_finite_state_and_keeps_the_file(void)
     char ckpt[] = "/tmp/bfn_test_ckpt_XXXXXX", model[] = "/tmp/bfn_test_model_XXXXXX";
     close(mkstemp(ckpt));
     close(mkstemp(model));
-    bfn_train_config tc = bfn_train_config_default();
-    tc.batch = 4;
     bfn_err err = {0};
-    bfn_net *net = make_net(4);
-    bfn_trainer *tr;
-    bfn_trainer_create(&tr, net, &tc, &err);
-    bfn_trainer_step(tr, pattern_batch, NULL, NULL, &err);
+    bfn_net *net;
+    bfn_trainer *tr = trainer_after_one_step(&net);
     CHECK(bfn_trainer_save(tr, ckpt, "patterns", 4, "t", &err) == BFN_OK, "save: %s", err.msg);
     CHECK(bfn_trainer_save_model(tr, model, "patterns", 4, "t", &err) == BFN_OK, "model: %s",
           err.msg);
