@@ -11,9 +11,6 @@
 #include "bfn/image.h"
 #include "cli.h"
 
-#ifndef BFN_SOURCE_DIR
-#define BFN_SOURCE_DIR "."
-#endif
 
 static int data_fetch(int argc, char **argv)
 {
@@ -33,10 +30,8 @@ static int data_fetch(int argc, char **argv)
         fprintf(stderr, "bfn data fetch: give --url or --dir, not both\n");
         return EXIT_USAGE;
     }
-    char script[1024];
-    snprintf(script, sizeof script, "%s/scripts/fetch_mnist.sh", BFN_SOURCE_DIR);
-    if (access(script, R_OK) != 0)
-        snprintf(script, sizeof script, "scripts/fetch_mnist.sh");
+    char script[BFN_PATH_MAX];
+    bfn_locate("scripts/fetch_mnist.sh", script, sizeof script);
     char *args[8];
     int k = 0;
     args[k++] = "bash";

@@ -19,7 +19,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "net/layers.h"
 
@@ -184,7 +183,7 @@ void bfn_gemm_describe(char *buf, size_t size)
 int bfn_gemm_check_env(char *msg, size_t size)
 {
     const char *v = getenv("BFN_ISA");
-    if (!v || !strcmp(v, "avx512") || !strcmp(v, "avx2") || !strcmp(v, "none"))
+    if (!v || bfn_convk_isa_named(v) >= 0)
         return 0;
     if (msg && size > 0)
         snprintf(msg, size, "BFN_ISA='%.40s' is not a kernel set: use avx512, avx2 or none (or unset it)",

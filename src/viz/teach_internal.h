@@ -55,6 +55,11 @@ struct viz_teach {
         uint64_t gen;
         int pos, ready, canvas_sum, inpaint, mask;
     } tex_key;
+    struct {                    /* the captions' type for a column width */
+        int valid, width, alice, mask;
+        float zoom;
+        viz_font font;
+    } cap_key;
     SDL_Rect canvas_rect;       /* where row A's image panel was drawn */
     int img_w, img_h;           /* its size in image pixels */
 };

@@ -633,16 +633,17 @@ static void panel_scale(viz_app *a, const viz_lesson *l, int p, int step, int x,
 {
     viz_ui *ui = &a->ui;
     const int n = l->lp.n, slot = step - 1;
-    char s[80] = "";
+    char s[80] = "", colours[40];
     if (p == 0 && l->mode != BFN_TEACH_ALICE && !l->has_mask)
         viz_fmt(s, sizeof s, "Bob's own guess k");
-    else if (p == 1 && step >= 1 && step <= n) {
-        viz_fmt(s, sizeof s, "α = %.3g · colours ±%.2g", slot_alpha(l, step),
-                y_scale(slot_alpha(l, step)));
-        if (viz_ui_text_width(ui, VIZ_FONT_SMALL, s) > ui->text_area.x + ui->text_area.w - x)
-            viz_fmt(s, sizeof s, "α = %.3g", slot_alpha(l, step)); /* a narrow column */
-    }
-    else if (p == 4 && l->mode == BFN_TEACH_ALICE && step >= 1 && slot < viz_lesson_ready(l))
+    else if (p == 1 && step >= 1 && step <= n) { /* the colour scale only if the column has room */
+        viz_fmt(s, sizeof s, "α = %.3g", slot_alpha(l, step));
+        viz_fmt(colours, sizeof colours, " · colours ±%.2g", y_scale(slot_alpha(l, step)));
+        const char *const alts[2] = {colours, ""};
+        viz_ui_text_fit(ui, VIZ_FONT_SMALL, x, y, ui->th.dim,
+                        ui->text_area.x + ui->text_area.w - x, s, 2, alts);
+        return;
+    } else if (p == 4 && l->mode == BFN_TEACH_ALICE && step >= 1 && slot < viz_lesson_ready(l))
         viz_fmt(s, sizeof s, "%s 0 … %.2g bits", step > n ? "−log₂ p_O(x):" : "per pixel",
                 cost_max(l, slot) * BITS);
     else if (p == 2 || p == 3)
@@ -786,6 +787,34 @@ static int widest_word(viz_ui *ui, viz_font f, const viz_lesson *l, const viz_te
     return widest;
 }
 
+/* Large type for the captions, unless a word is wider than a column of
+ * width cw; measured again only when the width, zoom or captions change. */
+static viz_font caption_font(viz_ui *ui, viz_teach *t, const viz_lesson *l, int cw)
+{
+    int alice = l->mode == BFN_TEACH_ALICE;
+    if (t->cap_key.valid && t->cap_key.width == cw && t->cap_key.zoom == ui->zoom &&
+        t->cap_key.alice == alice && t->cap_key.mask == l->has_mask)
+        return t->cap_key.font;
+    viz_font f = VIZ_FONT_LARGE;
+    while (f != VIZ_FONT_SMALL && widest_word(ui, f, l, t) > cw)
+        f = f == VIZ_FONT_LARGE ? VIZ_FONT_NORMAL : VIZ_FONT_SMALL;
+    t->cap_key.valid = 1;
+    t->cap_key.width = cw;
+    t->cap_key.zoom = ui->zoom;
+    t->cap_key.alice = alice;
+    t->cap_key.mask = l->has_mask;
+    t->cap_key.font = f;
+    return f;
+}
+
+/* Panel p's column of the lesson, starting at x, for the text under it;
+ * the last column reaches the area's right side. */
+static SDL_Rect column_area(SDL_Rect area, int x, int p, int side, int gap)
+{
+    return (SDL_Rect){x, area.y, p + 1 < N_PANELS ? side + gap * 2 / 3 : area.x + area.w - x,
+                      area.h};
+}
+
 void viz_teach_pass(viz_app *a)
 {
     viz_ui *ui = &a->ui;
@@ -855,9 +884,7 @@ void viz_teach_pass(viz_app *a)
                 titles = TITLES_SHORT;
         for (int p = 0; p < N_PANELS; p++) {
             int px = m.x + p * (side + gap);
-            SDL_Rect col = {px, 0, p + 1 < N_PANELS ? side + gap * 2 / 3
-                                                    : main_area.x + main_area.w - px, a->h};
-            viz_ui_text_area(ui, col);
+            viz_ui_text_area(ui, column_area(main_area, px, p, side, gap));
             viz_ui_text(ui, VIZ_FONT_SMALL, px, y, ui->th.text, titles[p]);
         }
         viz_ui_text_area(ui, main_area);
@@ -891,10 +918,7 @@ void viz_teach_pass(viz_app *a)
                                                 dst.h + 2 * k + 2},
                                  ui->th.accent);
             }
-            viz_ui_text_area(ui, (SDL_Rect){dst.x, 0, p + 1 < N_PANELS
-                                                          ? side + gap * 2 / 3
-                                                          : main_area.x + main_area.w - dst.x,
-                                            a->h});
+            viz_ui_text_area(ui, column_area(main_area, dst.x, p, side, gap));
             panel_scale(a, l, p, step, dst.x, dst.y + ph + viz_ui_px(ui, 2));
             viz_ui_text_area(ui, main_area);
         }
@@ -908,18 +932,13 @@ void viz_teach_pass(viz_app *a)
         }
         y += ph + lhS + viz_ui_px(ui, 4);
         if (s == 0 && t->captions) {
-            /* large type, unless a word of a caption is wider than its column */
             int cw = side + gap / 2;
-            viz_font cf = VIZ_FONT_LARGE;
-            while (cf != VIZ_FONT_SMALL && widest_word(ui, cf, l, t) > cw)
-                cf = cf == VIZ_FONT_LARGE ? VIZ_FONT_NORMAL : VIZ_FONT_SMALL;
+            viz_font cf = caption_font(ui, t, l, cw);
             SDL_Rect main_area = ui->text_area;
             int used = 0;
             for (int p = 0; p < N_PANELS; p++) {
                 SDL_Rect col = {m.x + p * (side + gap), y, cw, cap_h};
-                viz_ui_text_area(ui, (SDL_Rect){col.x, 0, p + 1 < N_PANELS ? side + gap * 2 / 3
-                                                              : main_area.x + main_area.w - col.x,
-                                                a->h});
+                viz_ui_text_area(ui, column_area(main_area, col.x, p, side, gap));
                 int hgt = viz_draw_wrapped(a, cf, col, (SDL_Color){250, 240, 200, 255},
                                            caption(t, l, p));
                 used = hgt > used ? hgt : used;

@@ -199,6 +199,20 @@ int viz_ui_text(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const char *s
     return w;
 }
 
+int viz_ui_text_fit(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, int max_w,
+                    const char *prefix, int n, const char *const *alts)
+{
+    char line[512];
+    int i = 0;
+    for (; i < n; i++) {
+        snprintf(line, sizeof line, "%s%s", prefix, alts[i]);
+        if (i == n - 1 || viz_ui_text_width(ui, f, line) <= max_w)
+            break;
+    }
+    viz_ui_text(ui, f, x, y, c, line);
+    return i;
+}
+
 int viz_ui_textf(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const char *fmt, ...)
 {
     char buf[512];

@@ -92,6 +92,11 @@ void viz_ui_line(viz_ui *ui, float x0, float y0, float x1, float y1, SDL_Color c
 void viz_ui_text_area(viz_ui *ui, SDL_Rect r);
 /* Text with its top-left at (x, y); returns its width (also when not drawing). */
 int viz_ui_text(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const char *s);
+/* prefix followed by the first of the n alternatives that makes the line
+ * at most max_w wide, else by the last (which the panel may shorten; ""
+ * draws nothing more). Returns the alternative's index. */
+int viz_ui_text_fit(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, int max_w,
+                    const char *prefix, int n, const char *const *alts);
 int viz_ui_textf(viz_ui *ui, viz_font f, int x, int y, SDL_Color c, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 /* Text centred in r, or right-aligned against x. */

@@ -215,11 +215,9 @@ void viz_controls_panel(viz_app *a, SDL_Rect r)
     viz_ui_text(ui, VIZ_FONT_LARGE, c.x, c.y, ui->th.text, "bfnviz");
     int tw = viz_ui_text_width(ui, VIZ_FONT_LARGE, "bfnviz ");
     int dy = viz_ui_line_height(ui, VIZ_FONT_LARGE) - viz_ui_line_height(ui, VIZ_FONT_SMALL);
-    const char *sub = "Bayesian Flow Networks · Algorithm 9";
-    if (viz_ui_text_width(ui, VIZ_FONT_SMALL, sub) > c.w - tw)
-        sub = "Bayesian Flow Networks";
-    if (viz_ui_text_width(ui, VIZ_FONT_SMALL, sub) <= c.w - tw)
-        viz_ui_text(ui, VIZ_FONT_SMALL, c.x + tw, c.y + dy - 2, ui->th.dim, sub);
+    static const char *const sub[3] = {"Bayesian Flow Networks · Algorithm 9",
+                                       "Bayesian Flow Networks", ""};
+    viz_ui_text_fit(ui, VIZ_FONT_SMALL, c.x + tw, c.y + dy - 2, ui->th.dim, c.w - tw, "", 3, sub);
     c.y += viz_ui_line_height(ui, VIZ_FONT_LARGE);
     model_section(&c);
     sampling_section(&c);

@@ -292,21 +292,18 @@ void viz_legend_view(viz_app *a, SDL_Rect r)
         viz_ui_text(ui, VIZ_FONT_NORMAL, vx, r.y + pad / 2, ui->th.text, val);
         int y2 = r.y + pad / 2 + viz_ui_line_height(ui, VIZ_FONT_NORMAL);
         /* the longest hint that fits beside the colour bar */
-        const char *hints[2][3] = {{" · click to pin the inspector", " · click pins it", ""},
-                                   {" · inspector pinned (right click frees it)",
-                                    " · pinned (right click frees it)", " · pinned"}};
-        char line[160];
-        for (int i = 0; i < 3; i++) {
-            viz_fmt(line, sizeof line, "cell %d · pixel (x %d, y %d)%s", a->hover_cell,
-                    a->hover_x, a->hover_y, hints[a->insp_pinned != 0][i]);
-            if (viz_ui_text_width(ui, VIZ_FONT_SMALL, line) <= r.x + r.w - vx)
-                break;
-        }
-        viz_ui_text(ui, VIZ_FONT_SMALL, vx, y2, ui->th.dim, line);
+        static const char *const hints[2][3] = {
+            {" · click to pin the inspector", " · click pins it", ""},
+            {" · inspector pinned (right click frees it)", " · pinned (right click frees it)",
+             " · pinned"}};
+        char cell[64];
+        viz_fmt(cell, sizeof cell, "cell %d · pixel (x %d, y %d)", a->hover_cell, a->hover_x,
+                a->hover_y);
+        viz_ui_text_fit(ui, VIZ_FONT_SMALL, vx, y2, ui->th.dim, r.x + r.w - vx, cell, 3,
+                        hints[a->insp_pinned != 0]);
     } else {
-        const char *msg = "Point at a pixel to read its value; click to pin it in the inspector.";
-        if (viz_ui_text_width(ui, VIZ_FONT_SMALL, msg) > r.x + r.w - vx)
-            msg = "Point at a pixel to read its value.";
-        viz_ui_text(ui, VIZ_FONT_SMALL, vx, r.y + pad / 2, ui->th.dim, msg);
+        static const char *const msg[2] = {"; click to pin it in the inspector.", "."};
+        viz_ui_text_fit(ui, VIZ_FONT_SMALL, vx, r.y + pad / 2, ui->th.dim, r.x + r.w - vx,
+                        "Point at a pixel to read its value", 2, msg);
     }
 }

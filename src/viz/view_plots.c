@@ -203,17 +203,14 @@ void viz_inspector_view(viz_app *a, SDL_Rect r)
     const int W = run->model.W, px = a->insp_y * W + a->insp_x, cell = a->insp_cell;
     const int ready = viz_run_ready(run), n = run->sp.n;
     /* the longest hint that fits the panel */
-    const char *hints[2][3] = {{" · following the mouse", " · following", ""},
-                               {" · pinned (right click: follow the mouse)", " · pinned (right click frees it)",
-                                " · pinned"}};
-    char line[160];
-    for (int i = 0; i < 3; i++) {
-        viz_fmt(line, sizeof line, "cell %d · pixel (x %d, y %d)%s", cell, a->insp_x, a->insp_y,
-                hints[a->insp_pinned != 0][i]);
-        if (viz_ui_text_width(ui, VIZ_FONT_SMALL, line) <= body.w)
-            break;
-    }
-    viz_ui_text(ui, VIZ_FONT_SMALL, body.x, y, ui->th.dim, line);
+    static const char *const hints[2][3] = {
+        {" · following the mouse", " · following", ""},
+        {" · pinned (right click: follow the mouse)", " · pinned (right click frees it)",
+         " · pinned"}};
+    char pixel[64];
+    viz_fmt(pixel, sizeof pixel, "cell %d · pixel (x %d, y %d)", cell, a->insp_x, a->insp_y);
+    viz_ui_text_fit(ui, VIZ_FONT_SMALL, body.x, y, ui->th.dim, body.w, pixel, 3,
+                    hints[a->insp_pinned != 0]);
     y += lh + pad / 2;
     int kx = key_item(a, body.x, y, C_THETA, "θ_on");
     kx = key_item(a, kx, y, C_P, "p_O(on)");
@@ -328,11 +325,12 @@ void viz_schedule_view(viz_app *a, SDL_Rect r)
     const int n = run->sp.n, K = run->model.K, ready = viz_run_ready(run);
     const double b1 = run->sp.beta1;
     int y = r.y + pad + viz_ui_line_height(ui, VIZ_FONT_NORMAL) + pad / 2;
-    char sched[120];
-    viz_fmt(sched, sizeof sched, "β(t) = β(1)·t², α_i = β(1)(2i−1)/n² (they sum to β(1) = %.3g)", b1);
-    if (viz_ui_text_width(ui, VIZ_FONT_SMALL, sched) > r.w - 2 * pad)
-        viz_fmt(sched, sizeof sched, "β(t) = β(1)·t², α_i = β(1)(2i−1)/n², Σα_i = %.3g", b1);
-    viz_ui_text(ui, VIZ_FONT_SMALL, r.x + pad, y, ui->th.dim, sched);
+    char sum_long[64], sum_short[32];
+    viz_fmt(sum_long, sizeof sum_long, " (they sum to β(1) = %.3g)", b1);
+    viz_fmt(sum_short, sizeof sum_short, ", Σα_i = %.3g", b1);
+    const char *const sums[2] = {sum_long, sum_short};
+    viz_ui_text_fit(ui, VIZ_FONT_SMALL, r.x + pad, y, ui->th.dim, r.w - 2 * pad,
+                    "β(t) = β(1)·t², α_i = β(1)(2i−1)/n²", 2, sums);
     y += lh + pad / 2;
     int kx = key_item(a, r.x + pad, y, C_BETA, "β(t)");
     kx = key_item(a, kx, y, C_ALPHA, "α_i");

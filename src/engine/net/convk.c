@@ -35,7 +35,7 @@
 
 enum { ISA_NONE = BFN_CONVK_NONE, ISA_AVX2 = BFN_CONVK_AVX2, ISA_AVX512 = BFN_CONVK_AVX512 };
 
-static int detect_isa(void)
+int bfn_convk_isa_best(void)
 {
 #if CONVK_X86
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
@@ -44,29 +44,37 @@ static int detect_isa(void)
     return ISA_NONE;
 }
 
+int bfn_convk_isa_named(const char *name)
+{
+    static const char *const names[] = {"none", "avx2", "avx512"};
+    for (int i = ISA_NONE; i <= ISA_AVX512; i++)
+        if (!strcmp(name, names[i]))
+            return i;
+    return -1;
+}
+
 static atomic_int isa_in_use = -1;
 
 /* The best set this CPU has, at most the one the environment variable
- * BFN_ISA names (avx512, avx2 or none; other values are ignored), so that
- * one machine can compute as a smaller one does. Read once. */
+ * BFN_ISA names (other values are ignored here; the programs refuse them),
+ * so that one machine can compute as a smaller one does. Read once. */
 int bfn_convk_isa(void)
 {
     int isa = atomic_load_explicit(&isa_in_use, memory_order_relaxed);
     if (isa >= 0)
         return isa;
-    isa = detect_isa();
-    const char *cap = getenv("BFN_ISA");
-    if (cap && !strcmp(cap, "avx2") && isa > ISA_AVX2)
-        isa = ISA_AVX2;
-    else if (cap && !strcmp(cap, "none"))
-        isa = ISA_NONE;
+    isa = bfn_convk_isa_best();
+    const char *env = getenv("BFN_ISA");
+    int cap = env ? bfn_convk_isa_named(env) : -1;
+    if (cap >= 0 && cap < isa)
+        isa = cap;
     atomic_store_explicit(&isa_in_use, isa, memory_order_relaxed);
     return isa;
 }
 
 int bfn_convk_set_isa(int isa)
 {
-    int prev = bfn_convk_isa(), best = detect_isa();
+    int prev = bfn_convk_isa(), best = bfn_convk_isa_best();
     atomic_store_explicit(&isa_in_use, isa < ISA_NONE ? ISA_NONE : isa > best ? best : isa,
                           memory_order_relaxed);
     return prev;
@@ -528,10 +536,16 @@ void bfn_convk_forward_isa(int isa, float *out, const float *in, const float *w,
  * bias + Σ_k in order k = 0..K−1 (one fused multiply-add chain, then the
  * addend), so it has the same bits as the position-vector kernel. */
 
+/* The shapes the channel-vector tiles take (AVX-512's, and AVX2's for the
+ * phase convs). */
+static int cv_shape(const bfn_conv2d_shape *s)
+{
+    return is_same(s) && s->cout % 16 == 0 && s->h * s->w <= CV_MAX_POSITIONS;
+}
+
 int bfn_convk_cv_supported(const bfn_conv2d_shape *s)
 {
-    return convk_isa() == ISA_AVX512 && is_same(s) && s->cout % 16 == 0 &&
-           s->h * s->w <= CV_MAX_POSITIONS;
+    return convk_isa() == ISA_AVX512 && cv_shape(s);
 }
 
 void bfn_convk_cv_transpose(float *wt, const float *w, const bfn_conv2d_shape *s)
@@ -699,8 +713,7 @@ int bfn_convk_up_supported(const bfn_conv2d_shape *s)
     if (s->k != 3 || s->stride != 1 || s->pad != 1 || s->h % 2 || s->w % 2)
         return 0;
     bfn_conv2d_shape l = up_low(s);
-    return convk_isa() >= ISA_AVX2 && is_same(&l) && l.cout % 16 == 0 &&
-           l.h * l.w <= CV_MAX_POSITIONS;
+    return convk_isa() >= ISA_AVX2 && cv_shape(&l);
 }
 
 size_t bfn_convk_up_weights_size(const bfn_conv2d_shape *s)
@@ -816,6 +829,10 @@ static T256 void cv_tile256(int K, const float *const *pos, int np, const int *b
     }
 }
 
+typedef void cv_range_fn(float *out, size_t n1, out_map m, const float *data, int r0, int wo,
+                         int wp, int K, const int *boff, const float *wt, int cout,
+                         const float *bias, const float *add, int p0, int p1);
+
 /* cv_range on AVX2: 16 channels at a time, six positions a tile. */
 static void cv_range256(float *out, size_t n1, out_map m, const float *data, int r0, int wo,
                         int wp, int K, const int *boff, const float *wt, int cout,
@@ -839,6 +856,7 @@ void bfn_convk_forward_up(float *out, const float *in, const float *wu, const fl
                           const float *add, float *ws, const bfn_conv2d_shape *s, int p0, int p1)
 {
     int isa = convk_isa();
+    cv_range_fn *range = isa == ISA_AVX512 ? cv_range : cv_range256; /* the same bits */
     bfn_conv2d_shape l = up_low(s);
     int wo = l.w, wp = wo + 1, K4 = l.cin * 4;
     int *boff = (int *)ws;
@@ -855,12 +873,8 @@ void bfn_convk_forward_up(float *out, const float *in, const float *wu, const fl
                 for (int b = 0; b < 2; b++)
                     boff[ci * 4 + a * 2 + b] = (int)(ci * plane + (size_t)(py + a) * wp + px + b);
         out_map phase = {2, py, px, s->w};
-        if (isa == ISA_AVX512)
-            cv_range(out, (size_t)s->h * s->w, phase, data, r0, wo, wp, K4, boff,
-                     wu + (size_t)ph * K4 * l.cout, l.cout, bias, add, p0, p1);
-        else
-            cv_range256(out, (size_t)s->h * s->w, phase, data, r0, wo, wp, K4, boff,
-                        wu + (size_t)ph * K4 * l.cout, l.cout, bias, add, p0, p1);
+        range(out, (size_t)s->h * s->w, phase, data, r0, wo, wp, K4, boff,
+              wu + (size_t)ph * K4 * l.cout, l.cout, bias, add, p0, p1);
     }
 }
 #else

@@ -134,6 +134,10 @@ void bfn_convk_forward_up(float *out, const float *in, const float *wu, const fl
  * given one (tests run the AVX2 set on AVX-512 machines too). */
 enum { BFN_CONVK_NONE, BFN_CONVK_AVX2, BFN_CONVK_AVX512 };
 int bfn_convk_isa(void);
+/* The best set this CPU has, whatever BFN_ISA says. */
+int bfn_convk_isa_best(void);
+/* The set a BFN_ISA value names ("none", "avx2", "avx512"), or -1. */
+int bfn_convk_isa_named(const char *name);
 /* Tests: the set every kernel uses from now on, at most this CPU's best
  * (nets must be created and run under one setting). Returns the previous. */
 int bfn_convk_set_isa(int isa);

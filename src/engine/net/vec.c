@@ -229,7 +229,6 @@ static inline TGT void acc_prod_pd(__m256d *a0, __m256d *a1, __m256 u, __m256 v)
                           _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), *a1);
 }
 
-
 /* tree32 on the 32 lanes held as a[k] = lanes 4k..4k+3: the same
  * additions in the same order, in registers. */
 static inline TGT double tree32_avx2(const __m256d a[8])
@@ -605,7 +604,6 @@ static T512 void silu_grad_sums_avx512(float *d, const float *x, size_t n, float
     *sdx += _mm512_reduce_add_pd(_mm512_add_pd(t0, t1));
 }
 
-/* exp256's values 16 wide; the sum in the same 32 lanes as the AVX2 version */
 /* tree32 on the 32 lanes held as a[k] = lanes 8k..8k+7, in registers */
 static inline T512 double tree32_avx512(const __m512d a[4])
 {
@@ -616,6 +614,46 @@ static inline T512 double tree32_avx512(const __m512d a[4])
     return _mm_cvtsd_f64(e) + _mm_cvtsd_f64(_mm_unpackhi_pd(e, e));
 }
 
+/* 32 floats at x (lanes past the masks k0, k1 zero) into the lanes a[0..3];
+ * with sq, their squared deviations from md instead (lanes past the masks
+ * add nothing). */
+static inline T512 void acc32_pd512(__m512d a[4], const float *x, __mmask16 k0, __mmask16 k1,
+                                    int sq, __m512d md)
+{
+    __m512 v[2] = {_mm512_maskz_loadu_ps(k0, x), _mm512_maskz_loadu_ps(k1, x + 16)};
+    __mmask16 k[2] = {k0, k1};
+    for (int h = 0; h < 2; h++) {
+        __m512d lo = lo_pd512(v[h]), hi = hi_pd512(v[h]);
+        if (!sq) {
+            a[2 * h] = _mm512_add_pd(a[2 * h], lo);
+            a[2 * h + 1] = _mm512_add_pd(a[2 * h + 1], hi);
+            continue;
+        }
+        lo = _mm512_sub_pd(lo, md);
+        hi = _mm512_sub_pd(hi, md);
+        a[2 * h] = _mm512_mask3_fmadd_pd(lo, lo, a[2 * h], (__mmask8)(k[h] & 0xFF));
+        a[2 * h + 1] = _mm512_mask3_fmadd_pd(hi, hi, a[2 * h + 1], (__mmask8)(k[h] >> 8));
+    }
+}
+
+/* The sum (sq = 0) or the sum of squared deviations from m over the 32
+ * lanes, then tree32. */
+static inline T512 double sum32_avx512(const float *x, size_t n, int sq, double m)
+{
+    __m512d a[4], md = _mm512_set1_pd(m);
+    for (int k = 0; k < 4; k++)
+        a[k] = _mm512_setzero_pd();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        acc32_pd512(a, x + i, 0xFFFF, 0xFFFF, sq, md);
+    if (i < n) {
+        size_t r = n - i;
+        acc32_pd512(a, x + i, tail16(r < 16 ? r : 16), tail16(r > 16 ? r - 16 : 0), sq, md);
+    }
+    return tree32_avx512(a);
+}
+
+/* exp256's values 16 wide; the sum in the same 32 lanes as the AVX2 version */
 static T512 double exp_shift_avx512(float *y, const float *x, size_t n, float shift)
 {
     __m512 s = _mm512_set1_ps(shift);
@@ -637,57 +675,11 @@ static T512 double exp_shift_avx512(float *y, const float *x, size_t n, float sh
 }
 
 /* The GroupNorm statistics: the same 32 lanes as four vectors of 8 doubles. */
-static T512 double sum_avx512(const float *x, size_t n)
-{
-    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
-        a0 = _mm512_add_pd(a0, lo_pd512(v0));
-        a1 = _mm512_add_pd(a1, hi_pd512(v0));
-        a2 = _mm512_add_pd(a2, lo_pd512(v1));
-        a3 = _mm512_add_pd(a3, hi_pd512(v1));
-    }
-    if (i < n) { /* zero lanes past the end leave a lane as it was */
-        size_t r = n - i;
-        __m512 v0 = _mm512_maskz_loadu_ps(tail16(r < 16 ? r : 16), x + i);
-        __m512 v1 = _mm512_maskz_loadu_ps(tail16(r > 16 ? r - 16 : 0), x + i + 16);
-        a0 = _mm512_add_pd(a0, lo_pd512(v0));
-        a1 = _mm512_add_pd(a1, hi_pd512(v0));
-        a2 = _mm512_add_pd(a2, lo_pd512(v1));
-        a3 = _mm512_add_pd(a3, hi_pd512(v1));
-    }
-    __m512d a[4] = {a0, a1, a2, a3};
-    return tree32_avx512(a);
-}
-
+static T512 double sum_avx512(const float *x, size_t n) { return sum32_avx512(x, n, 0, 0.0); }
 
 static T512 double sumsq_dev_avx512(const float *x, size_t n, double m)
 {
-    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0, md = _mm512_set1_pd(m);
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
-        __m512d d0 = _mm512_sub_pd(lo_pd512(v0), md), d1 = _mm512_sub_pd(hi_pd512(v0), md);
-        __m512d d2 = _mm512_sub_pd(lo_pd512(v1), md), d3 = _mm512_sub_pd(hi_pd512(v1), md);
-        a0 = _mm512_fmadd_pd(d0, d0, a0);
-        a1 = _mm512_fmadd_pd(d1, d1, a1);
-        a2 = _mm512_fmadd_pd(d2, d2, a2);
-        a3 = _mm512_fmadd_pd(d3, d3, a3);
-    }
-    if (i < n) { /* lanes past the end add nothing */
-        size_t r = n - i;
-        __mmask16 k0 = tail16(r < 16 ? r : 16), k1 = tail16(r > 16 ? r - 16 : 0);
-        __m512 v0 = _mm512_maskz_loadu_ps(k0, x + i), v1 = _mm512_maskz_loadu_ps(k1, x + i + 16);
-        __m512d d0 = _mm512_sub_pd(lo_pd512(v0), md), d1 = _mm512_sub_pd(hi_pd512(v0), md);
-        __m512d d2 = _mm512_sub_pd(lo_pd512(v1), md), d3 = _mm512_sub_pd(hi_pd512(v1), md);
-        a0 = _mm512_mask3_fmadd_pd(d0, d0, a0, (__mmask8)(k0 & 0xFF));
-        a1 = _mm512_mask3_fmadd_pd(d1, d1, a1, (__mmask8)(k0 >> 8));
-        a2 = _mm512_mask3_fmadd_pd(d2, d2, a2, (__mmask8)(k1 & 0xFF));
-        a3 = _mm512_mask3_fmadd_pd(d3, d3, a3, (__mmask8)(k1 >> 8));
-    }
-    __m512d a[4] = {a0, a1, a2, a3};
-    return tree32_avx512(a);
+    return sum32_avx512(x, n, 1, m);
 }
 
 static const bfn_vec_kernels kernels_avx512 = {
@@ -698,38 +690,17 @@ static const bfn_vec_kernels kernels_avx512 = {
 
 /* ---- dispatch ---- */
 
-static int have_avx2(void)
-{
-#if VEC_X86
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
-static int have_avx512(void)
-{
-#if VEC_X86
-    return have_avx2() && __builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
-}
-
 /* The set in use: this CPU's best, capped like the convolution kernels
- * (BFN_ISA). */
-int bfn_vec_active(void)
-{
-    int isa = bfn_convk_isa();
-    return isa == BFN_CONVK_AVX512 && have_avx512() ? 2 : isa >= BFN_CONVK_AVX2 && have_avx2() ? 1 : 0;
-}
+ * (BFN_ISA); the levels are the kernel sets' numbers. */
+int bfn_vec_active(void) { return bfn_convk_isa(); }
 
 const bfn_vec_kernels *bfn_vec_kernels_get(int level)
 {
 #if VEC_X86
-    if (level == 2 && have_avx512())
+    int best = bfn_convk_isa_best(); /* what the CPU has, whatever BFN_ISA says */
+    if (level == 2 && best == BFN_CONVK_AVX512)
         return &kernels_avx512;
-    if (level == 1 && have_avx2())
+    if (level == 1 && best >= BFN_CONVK_AVX2)
         return &kernels_avx2;
 #endif
     return level == 0 ? &kernels_c : NULL;
