@@ -8,11 +8,13 @@
 #     interval of the steps the log shows as done is lost; the model file's
 #     step never goes backwards and never passes the checkpoint's;
 #   - no file is left under any other name than the checkpoint, the model,
-#     the log and, from a kill during a save, "<file>.tmp-<pid>" of a killed
-#     (dead) process; the next good save removes those.
+#     the log and, from a kill during a save (or while a resume trims the
+#     log), "<file>.tmp-<pid>" of a killed (dead) process; the next good save
+#     (or trim) removes those.
 # Finally the interrupted run, finished, must equal an uninterrupted run of
 # the same length byte for byte (model file and checkpoint: weights, EMA,
-# Adam moments, rng, step, images seen), and a two-digit run with a
+# Adam moments, rng, step, images seen), its log must hold each step once
+# with the uninterrupted run's numbers, and a two-digit run with a
 # non-default seed must resume exactly without repeating --seed.
 # Also a full disk (a real 64 KiB-ish tmpfs, where mounting one is allowed):
 # the failed save exits 1, keeps the previous checkpoint loadable and leaves
@@ -58,13 +60,18 @@ RUN=(--steps "$N" --ckpt-every "$K")
 now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $(( 10#$t / 1000 )); }
 step_of() { "$BFN" info --model "$1" 2>/dev/null | awk '/^step:/ {print $2}'; }
 # Last step the log shows as done (rows are flushed before each save), into
-# LOG_STEP. The log is only appended to, so it is read incrementally from one
-# open descriptor: a poll costs the new rows, not the whole file, and keeps
-# up with fast steps on a loaded machine. Call it directly, not in $( ):
-# a subshell would lose what it read.
+# LOG_STEP. A run only appends to the log, so it is read incrementally from
+# one open descriptor: a poll costs the new rows, not the whole file, and
+# keeps up with fast steps on a loaded machine. A resume that drops rows past
+# its checkpoint renames a new log over the old one: then it is read again
+# from the start. Call it directly, not in $( ): a subshell would lose what
+# it read.
 LOG_STEP=0 log_open=0 log_part=""
 log_step() {
   local line f
+  if [ $log_open = 1 ] && ! [ "$T/run.ckpt.csv" -ef /dev/fd/3 ]; then
+    exec 3<&-; log_open=0; LOG_STEP=0; log_part=""
+  fi
   if [ $log_open = 0 ]; then
     [ -f "$T/run.ckpt.csv" ] || return 0
     exec 3< "$T/run.ckpt.csv"; log_open=1
@@ -136,7 +143,7 @@ for ((trial = 1; kills < KILLS; trial++)); do
     b=${f##*/}
     case "$b" in
       run.ckpt|run.bfn|run.ckpt.csv) ;;
-      run.ckpt.tmp-*|run.bfn.tmp-*)
+      run.ckpt.tmp-*|run.bfn.tmp-*|run.ckpt.csv.tmp-*)
         p=${b##*.tmp-}
         if [[ "$killed_pids" == *" $p "* ]] && ! kill -0 "$p" 2>/dev/null; then ok; else bad "kill $kills: temporary $b is not from a killed process"; fi ;;
       *) bad "kill $kills: unexpected file $b" ;;
@@ -157,6 +164,13 @@ check 'cmp -s "$T/run.ckpt" "$T/ref.ckpt"' "resumed checkpoint equals the uninte
 if ! cmp -s "$T/run.bfn" "$T/ref.bfn"; then
   diff <("$BFN" info --model "$T/ref.bfn") <("$BFN" info --model "$T/run.bfn") | head -10
 fi
+# The log holds each step once, in order, with the numbers of the
+# uninterrupted run (all but the smoothed loss, which restarts on resume, and
+# the elapsed time).
+cols() { cut -d, -f1,2,3,5,6,7 "$1"; }
+rows=$(tail -n +2 "$T/run.ckpt.csv" | awk -F, -v n="$N" '$1 != NR || NF != 8 {bad++} END {print NR - n + 0, bad + 0}')
+check '[ "$rows" = "0 0" ]' "the log holds steps 1..$N once each, in order (rows beyond $N, rows out of place: $rows)"
+check 'cmp -s <(cols "$T/run.ckpt.csv") <(cols "$T/ref.ckpt.csv")' "the log equals the uninterrupted run's: $(diff <(cols "$T/ref.ckpt.csv") <(cols "$T/run.ckpt.csv") | head -4 | tr '\n' ' ')"
 left=$(ls "$T"/run.*.tmp-* 2>/dev/null | tr '\n' ' ')
 check '[ -z "$left" ]' "the finishing run leaves no temporary file, and clears those of killed runs ($stale were there): $left"
 

@@ -97,7 +97,8 @@ const char *bfn_model_meta_note(const bfn_model_meta *meta, const char *key);
  * The architecture itself is checked by bfn_net_config_check. */
 bfn_status bfn_model_meta_check(const bfn_model_meta *meta, bfn_err *err);
 
-/* Writes meta and n sections (names unique) to path atomically. */
+/* Writes meta and n sections (names unique) to path atomically, through
+ * "<path>.tmp-<pid>" renamed over path. */
 bfn_status bfn_model_save(const char *path, const bfn_model_meta *meta,
                           const bfn_model_section *sec, int n, bfn_err *err);
 /* Reads and fully checks path. On success fills meta and *out (free with
@@ -125,6 +126,11 @@ bfn_status bfn_model_save_net(const char *path, const bfn_model_meta *meta, bfn_
  * meta may be NULL. On failure *net is NULL. */
 bfn_status bfn_model_load_net(const char *path, bfn_net **net, bfn_model_meta *meta,
                               int max_batch, bfn_err *err);
+
+/* Removes the "<path>.tmp-<pid>" files of processes that no longer exist
+ * (left by a write killed before its rename); a live process's are kept.
+ * bfn_model_save calls it after each good save. */
+void bfn_file_remove_dead_temps(const char *path);
 
 /* The header (and, if secs is not NULL, the section list) as text lines
  * "name: value\n" for `bfn info`. Writes at most cap bytes, always

@@ -33,6 +33,84 @@ static void ensure_parent(const char *path)
         fprintf(stderr, "bfn train: cannot create directory %s: %s\n", dir, strerror(errno));
 }
 
+/* A run killed after its last checkpoint has logged steps that the resumed
+ * run does again. Before appending, drop the log's rows from the first one
+ * past the checkpoint's step on (and a last row cut short by the kill), so
+ * each step appears once. The kept rows go through "<log>.tmp-<pid>",
+ * renamed over the log; nothing is rewritten when nothing is dropped.
+ * Temporaries of killed trims are removed either way.
+ * Returns 0, or -1 after printing why the log was left as it was. */
+static int trim_log(const char *path, int64_t step)
+{
+    if (strlen(path) >= BFN_PATH_MAX) {
+        fprintf(stderr, "bfn train: log path too long to trim: %.40s...\n", path);
+        return -1;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0; /* no log yet: it is created */
+    char *line = NULL, tmp[BFN_PATH_MAX + 32];
+    size_t cap = 0;
+    ssize_t n;
+    long keep = 0;
+    int cut = 0;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] != '\n') {
+            cut = 1; /* a row the kill cut short */
+            break;
+        }
+        char *end;
+        errno = 0;
+        long long row = strtoll(line, &end, 10);
+        if (end != line && *end == ',' && !errno && row > step) {
+            cut = 1;
+            break;
+        }
+        keep += (long)n;
+    }
+    free(line);
+    int rc = 0;
+    if (ferror(f)) {
+        fprintf(stderr, "bfn train: cannot read log %s: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    if (rc || !cut) {
+        fclose(f);
+        bfn_file_remove_dead_temps(path);
+        return rc;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    FILE *o = fopen(tmp, "wb");
+    int ok = o != NULL && fseek(f, 0, SEEK_SET) == 0;
+    char buf[1 << 16];
+    for (long left = keep; ok && left > 0;) {
+        size_t want = left < (long)sizeof buf ? (size_t)left : sizeof buf;
+        size_t got = fread(buf, 1, want, f);
+        ok = got == want && fwrite(buf, 1, got, o) == got;
+        left -= (long)got;
+    }
+    ok = ok && fflush(o) == 0 && fsync(fileno(o)) == 0;
+    int e = errno;
+    if (o && fclose(o) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    fclose(f);
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok) {
+        fprintf(stderr, "bfn train: cannot trim log %s to step %lld: %s (rows after it may repeat)\n",
+                path, (long long)step, strerror(e));
+        if (o)
+            unlink(tmp);
+        return -1;
+    }
+    bfn_file_remove_dead_temps(path);
+    return 0;
+}
+
 static int parse_mult(const char *s, bfn_net_config *c)
 {
     int n = 0;
@@ -254,6 +332,8 @@ int cmd_train(int argc, char **argv)
                 bfn_data_kind_name(kind), bfn_source_height(train_src), bfn_source_width(train_src),
                 bfn_net_param_count(net), cfg->beta1, cfg->batch, cfg->lr, (long long)cfg->total_steps);
 
+    if (resume)
+        trim_log(log_path, bfn_trainer_steps(tr));
     FILE *log = fopen(log_path, resume ? "a" : "w");
     if (!log) {
         fprintf(stderr, "bfn train: cannot write log %s: %s\n", log_path, strerror(errno));

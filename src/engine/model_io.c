@@ -529,7 +529,7 @@ static void sync_parent_dir(const char *path)
 /* A save killed between creating "<path>.tmp-<pid>" and renaming it leaves
  * that file behind. After each good save, remove such leftovers whose
  * process no longer exists; a live process's temporary is left alone. */
-static void remove_dead_temps(const char *path)
+void bfn_file_remove_dead_temps(const char *path)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
@@ -633,7 +633,7 @@ bfn_status bfn_model_save(const char *path, const bfn_model_meta *meta,
     }
     created = 0;
     sync_parent_dir(path);
-    remove_dead_temps(path);
+    bfn_file_remove_dead_temps(path);
     st = BFN_OK;
 
 done:
