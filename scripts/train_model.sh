@@ -6,7 +6,8 @@
 # candidate to replace models/mnist.bfn (see models/mnist.md).
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
 # A resumed run keeps its own recipe; --steps here sets the end of its
-# cosine learning-rate schedule (the model cards tell when it was moved).
+# cosine learning-rate schedule (the model cards tell when it was moved),
+# and --notes the description stored in its files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-}
@@ -17,25 +18,26 @@ data=$name
 case "$name" in
   mnist)
     run=(--steps 42000 --val-every 250 --val-batches 5 --ckpt-every 250)
-    recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
-            --notes "28x28 default U-Net, beta1 3, batch 64") ;;
+    recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999)
+    notes="28x28 default U-Net, beta1 3, batch 64" ;;
   mnist48)
     data=mnist
     run=(--steps 30000 --val-every 250 --val-batches 5 --ckpt-every 250)
     recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
-            --base-ch 48
-            --notes "28x28 U-Net base 48 (48/96/96), beta1 3, batch 64") ;;
+            --base-ch 48)
+    notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64" ;;
   twodigit)
     run=(--steps 17000 --val-every 500 --val-batches 4 --ckpt-every 250)
     recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
-            --base-ch 16 --mult 1,2,4,4
-            --notes "64x64 two-digit U-Net 16/32/64/64, attention at 8x8, beta1 3, batch 32") ;;
+            --base-ch 16 --mult 1,2,4,4)
+    notes="64x64 two-digit U-Net 16/32/64/64, attention at 8x8, beta1 3, batch 32" ;;
   *) echo "usage: scripts/train_model.sh mnist|mnist48|twodigit [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
 mkdir -p runs
-args=(--data "$data" --ckpt "runs/$name.ckpt" --out "runs/$name.bfn" --threads "$threads" "${run[@]}")
+args=(--data "$data" --ckpt "runs/$name.ckpt" --out "runs/$name.bfn" --threads "$threads" "${run[@]}"
+      --notes "$notes")
 if [ -f "runs/$name.ckpt" ]; then
   exec nice -n 10 build/bfn train "${args[@]}" --resume
 fi

@@ -27,12 +27,19 @@ mk_images "$D/t10k-images-idx3-ubyte" 40;   mk_labels "$D/t10k-labels-idx1-ubyte
 
 TINY=(--base-ch 8 --mult 1,2 --n-res 1 --heads 2 --temb 16 --groups 4 --batch 8)
 expect 0 "train 6 steps" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" \
-  --steps 6 --ckpt-every 3 --val-every 3 --val-batches 1 --quiet "${TINY[@]}"
+  --steps 6 --ckpt-every 3 --val-every 3 --val-batches 1 --quiet --notes "tiny e2e run" "${TINY[@]}"
 [ -s "$T/run.ckpt" ] && [ -s "$T/run.bfn" ] && ok "checkpoint and model written" || bad "checkpoint and model written"
 [ "$(grep -c '^[0-9]' "$T/run.ckpt.csv")" = 6 ] && ok "CSV log has 6 step rows" || bad "CSV log has 6 step rows ($(grep -c '^[0-9]' "$T/run.ckpt.csv"))"
+long=$(printf 'x%.0s' $(seq 200))
+expect 2 "refuses notes too long for the file before training" -- "$BFN" train --data-dir "$D" --ckpt "$T/nl.ckpt" --out "$T/nl.bfn" --steps 2 --notes "$long" --quiet "${TINY[@]}"
+grep -q -- "--notes: .*at most 191" "$T/err" && [ ! -e "$T/nl.ckpt.csv" ] && ok "  ... says so, and writes nothing" || bad "  ... says so, and writes nothing: $(cat "$T/err"; ls "$T" | grep nl)"
 expect 2 "refuses to overwrite a checkpoint without --resume/--force" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 8 --quiet "${TINY[@]}"
 expect 0 "resume to 8 steps" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 8 --resume --quiet
 grep -q "resuming" "$T/err" && ok "resume announced" || bad "resume announced"
+for f in run.ckpt run.bfn; do
+  n=$("$BFN" info --model "$T/$f" | grep "notes=")
+  [ "$n" = "note:         notes=tiny e2e run" ] && ok "the resumed run's $f keeps its --notes" || bad "the resumed run's $f keeps its --notes (has: '$n')"
+done
 # Ctrl-C: saves a checkpoint and exits 130; the run resumes from it
 "$BFN" train --data-dir "$D" --ckpt "$T/int.ckpt" --out "$T/int.bfn" --steps 1000000 --quiet "${TINY[@]}" 2>"$T/int.err" &
 pid=$!

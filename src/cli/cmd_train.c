@@ -164,7 +164,7 @@ static void print_progress(progress *pg, const bfn_train_stats *s, int64_t total
 int cmd_train(int argc, char **argv)
 {
     const char *data = "mnist", *data_dir = NULL, *ckpt = NULL, *out = NULL, *log_path = NULL;
-    const char *mult = NULL, *notes = "";
+    const char *mult = NULL, *notes = NULL;
     int resume = 0, force = 0, threads = 0, quiet = 0;
     int64_t steps = 20000, warmup = -1, val_every = 500, ckpt_every = 1000;
     int val_batches = 10;
@@ -240,6 +240,11 @@ int cmd_train(int argc, char **argv)
         snprintf(log_buf, sizeof log_buf, "%s.csv", ckpt);
         log_path = log_buf;
     }
+    bfn_model_meta probe = {0};
+    if (notes && bfn_model_meta_set_note(&probe, "notes", notes, &err) != BFN_OK) {
+        fprintf(stderr, "bfn train: --notes: %s\n", err.msg); /* not after the first steps */
+        return EXIT_USAGE;
+    }
     if (resume && force) {
         fprintf(stderr, "bfn train: --resume and --force contradict each other\n");
         return EXIT_USAGE;
@@ -267,11 +272,18 @@ int cmd_train(int argc, char **argv)
     bfn_net *net = NULL;
     bfn_trainer *tr = NULL;
     int64_t images_seen = 0;
+    char notes_buf[BFN_MODEL_NOTE_VALUE_MAX];
     if (resume) {
         bfn_model_meta meta;
         st = bfn_trainer_load(ckpt, &net, &tr, &meta, 0, &err);
         if (st == BFN_OK) {
             images_seen = (int64_t)meta.images_seen;
+            /* the run's description stays unless --notes replaces it */
+            const char *kept = bfn_model_meta_note(&meta, "notes");
+            if (!notes && kept) {
+                snprintf(notes_buf, sizeof notes_buf, "%s", kept);
+                notes = notes_buf;
+            }
             const bfn_net_config *nc = bfn_net_get_config(net);
             uint64_t run_seed = bfn_trainer_config(tr)->seed;
             if (run_seed != tc.seed) {
