@@ -133,6 +133,76 @@ static int parse_mult(const char *s, bfn_net_config *c)
     return 0;
 }
 
+static int spec_seen(const arg_spec *specs, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(specs[i].name, name) == 0)
+            return specs[i].seen;
+    return 0;
+}
+
+/* A resume continues the checkpoint's own recipe and network. Options of
+ * either given on its command line must say what the checkpoint holds (the
+ * command that started the run, repeated with --resume, is fine); lists in
+ * buf those that differ, with the checkpoint's value. Returns their count. */
+static int resume_conflicts(const arg_spec *specs, int ns, const bfn_train_config *given,
+                            int64_t warmup, const bfn_net_config *given_net, const char *mult,
+                            double dropout, const bfn_train_config *run,
+                            const bfn_net_config *nc, char *buf, size_t cap)
+{
+    const struct {
+        const char *name;
+        double given, run;
+    } num[] = {
+        {"batch", given->batch, run->batch},
+        {"lr", given->lr, run->lr},
+        {"lr-min", given->lr_min, run->lr_min},
+        {"warmup", (double)warmup, (double)run->warmup},
+        {"beta1", given->beta1, run->beta1},
+        {"weight-decay", given->weight_decay, run->weight_decay},
+        {"clip", given->clip, run->clip},
+        {"ema", given->ema_decay, run->ema_decay},
+        {"base-ch", given_net->base_ch, nc->base_ch},
+        {"n-res", given_net->n_res, nc->n_res},
+        {"heads", given_net->n_heads, nc->n_heads},
+        {"attn", given_net->attn_lowest, nc->attn_lowest},
+        {"temb", given_net->temb_dim, nc->temb_dim},
+        {"groups", given_net->groups, nc->groups},
+        {"dropout", (float)dropout, nc->dropout},
+    };
+    int n = 0;
+    size_t len = 0;
+    buf[0] = '\0';
+#define CONFLICT(...)                                                                  \
+    do {                                                                               \
+        n++;                                                                           \
+        if (len < cap)                                                                 \
+            len += (size_t)snprintf(buf + len, cap - len, "%s", n > 1 ? ", " : "");    \
+        if (len < cap)                                                                 \
+            len += (size_t)snprintf(buf + len, cap - len, __VA_ARGS__);               \
+    } while (0)
+    for (size_t i = 0; i < sizeof num / sizeof num[0]; i++)
+        if (spec_seen(specs, ns, num[i].name) && num[i].given != num[i].run)
+            CONFLICT("--%s %g (checkpoint: %g)", num[i].name, num[i].given, num[i].run);
+    if (spec_seen(specs, ns, "seed") && given->seed != run->seed)
+        CONFLICT("--seed %llu (checkpoint: %llu)", (unsigned long long)given->seed,
+                 (unsigned long long)run->seed);
+    if (mult) {
+        bfn_net_config m = *nc;
+        int same = parse_mult(mult, &m) == 0 && m.n_levels == nc->n_levels;
+        for (int l = 0; same && l < nc->n_levels; l++)
+            same = m.ch_mult[l] == nc->ch_mult[l];
+        if (!same) {
+            char have[64] = "";
+            for (int l = 0, k = 0; l < nc->n_levels; l++)
+                k += snprintf(have + k, sizeof have - (size_t)k, "%s%d", l ? "," : "", nc->ch_mult[l]);
+            CONFLICT("--mult %s (checkpoint: %s)", mult, have);
+        }
+    }
+#undef CONFLICT
+    return n;
+}
+
 typedef struct {
     FILE *log;
     double t0, last_print;
@@ -291,6 +361,22 @@ int cmd_train(int argc, char **argv)
                 bfn_source_destroy(train_src);
                 train_src = NULL;
                 st = bfn_source_create(&train_src, kind, data_dir, BFN_SPLIT_TRAIN, run_seed, &err);
+            }
+            bfn_net_config given_net = {.base_ch = base_ch, .n_res = n_res, .n_heads = heads,
+                                        .attn_lowest = attn, .temb_dim = temb, .groups = groups};
+            char diff[600];
+            if (st == BFN_OK && resume_conflicts(specs, ns, &tc, warmup, &given_net, mult, dropout,
+                                                 bfn_trainer_config(tr), nc, diff, sizeof diff)) {
+                fprintf(stderr,
+                        "bfn train: --resume continues the checkpoint's own recipe and network; "
+                        "these options differ from it: %s. Leave them out, or start a new run "
+                        "with --force (--steps moves the end of the learning-rate schedule)\n",
+                        diff);
+                bfn_trainer_destroy(tr);
+                bfn_net_destroy(net);
+                bfn_source_destroy(train_src);
+                bfn_source_destroy(val_src);
+                return EXIT_USAGE;
             }
             if (st == BFN_OK &&
                 (nc->H != bfn_source_height(train_src) || nc->W != bfn_source_width(train_src))) {
