@@ -39,6 +39,8 @@ grep -q "resuming" "$T/err" && ok "resume announced" || bad "resume announced"
 cp "$T/run.ckpt" "$T/held.ckpt"
 expect 2 "a resume refuses recipe and network options other than the checkpoint's" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 9 --resume "${TINY[@]}" --lr 0.5 --base-ch 16 --mult 1,2,2 --quiet
 grep -q -- "differ from it: --lr 0.5 (checkpoint: 0.001), --base-ch 16 (checkpoint: 8), --mult 1,2,2 (checkpoint: 1,2)\." "$T/err" && cmp -s "$T/run.ckpt" "$T/held.ckpt" && ok "  ... names them with the checkpoint's values and leaves it alone" || bad "  ... names them with the checkpoint's values and leaves it alone: $(cat "$T/err")"
+expect 2 "a resume refuses another data set than the checkpoint's" -- "$BFN" train --data fashion --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 9 --resume --quiet
+grep -q -- "differ from it: --data fashion (checkpoint: mnist)\." "$T/err" && ok "  ... and says which" || bad "  ... and says which: $(cat "$T/err")"
 for f in run.ckpt run.bfn; do
   n=$("$BFN" info --model "$T/$f" | grep "notes=")
   [ "$n" = "note:         notes=tiny e2e run" ] && ok "the resumed run's $f keeps its --notes" || bad "the resumed run's $f keeps its --notes (has: '$n')"

@@ -15,7 +15,7 @@
 # the same length byte for byte (model file and checkpoint: weights, EMA,
 # Adam moments, rng, step, images seen), its log must hold each step once
 # with the uninterrupted run's numbers, and a two-digit run with a
-# non-default seed must resume exactly without repeating --seed.
+# non-default seed must resume exactly without repeating --data or --seed.
 # Also a full disk (a real 64 KiB-ish tmpfs, where mounting one is allowed):
 # the failed save exits 1, keeps the previous checkpoint loadable and leaves
 # no temporary file.
@@ -192,9 +192,10 @@ done
 kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 td_step=$(step_of "$T/td.ckpt")
 check '[ -n "$td_step" ] && [ "$td_step" -lt 40 ]' "two-digit run killed before its end (checkpoint at step ${td_step:-none})"
-"$BFN" train "${TD[@]}" --resume --ckpt "$T/td.ckpt" --out "$T/td.bfn" 2>"$T/err.txt"
+# resumed without --data and --seed: both come from the checkpoint
+"$BFN" train "${TD[@]:2}" --resume --ckpt "$T/td.ckpt" --out "$T/td.bfn" 2>"$T/err.txt"
 code=$?
-check '[ $code = 0 ]' "two-digit resume without --seed exits 0 (got $code: $(head -3 "$T/err.txt"))"
+check '[ $code = 0 ]' "two-digit resume without --data and --seed exits 0 (got $code: $(head -3 "$T/err.txt"))"
 check 'cmp -s "$T/td.bfn" "$T/td_ref.bfn"' "two-digit resume (seed 7 from the checkpoint, killed at step ${td_step:-none}) equals the uninterrupted run"
 
 # ---- a full disk: a real tmpfs too small for the next checkpoint ----

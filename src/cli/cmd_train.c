@@ -141,14 +141,16 @@ static int spec_seen(const arg_spec *specs, int n, const char *name)
     return 0;
 }
 
-/* A resume continues the checkpoint's own recipe and network. Options of
- * either given on its command line must say what the checkpoint holds (the
- * command that started the run, repeated with --resume, is fine); lists in
- * buf those that differ, with the checkpoint's value. Returns their count. */
+/* A resume continues the checkpoint's own data set, recipe and network.
+ * Options of these given on its command line must say what the checkpoint
+ * holds (the command that started the run, repeated with --resume, is fine);
+ * lists in buf those that differ, with the checkpoint's value. Returns their
+ * count. */
 static int resume_conflicts(const arg_spec *specs, int ns, const bfn_train_config *given,
                             int64_t warmup, const bfn_net_config *given_net, const char *mult,
                             double dropout, const bfn_train_config *run,
-                            const bfn_net_config *nc, char *buf, size_t cap)
+                            const bfn_net_config *nc, const char *data, const char *run_data,
+                            char *buf, size_t cap)
 {
     const struct {
         const char *name;
@@ -181,6 +183,8 @@ static int resume_conflicts(const arg_spec *specs, int ns, const bfn_train_confi
         if (len < cap)                                                                 \
             len += (size_t)snprintf(buf + len, cap - len, __VA_ARGS__);               \
     } while (0)
+    if (spec_seen(specs, ns, "data") && strcmp(data, run_data) != 0)
+        CONFLICT("--data %s (checkpoint: %s)", data, run_data);
     for (size_t i = 0; i < sizeof num / sizeof num[0]; i++)
         if (spec_seen(specs, ns, num[i].name) && num[i].given != num[i].run)
             CONFLICT("--%s %g (checkpoint: %g)", num[i].name, num[i].given, num[i].run);
@@ -243,7 +247,7 @@ int cmd_train(int argc, char **argv)
     int base_ch = 0, n_res = -1, heads = 0, temb = 0, groups = 0, attn = -1;
     double dropout = -1;
     arg_spec specs[] = {
-        {"data", ARG_STR, &data, "NAME", "mnist | fashion | twodigit (default mnist)", 1, 0, 0},
+        {"data", ARG_STR, &data, "NAME", "mnist | fashion | twodigit (default mnist; with --resume the checkpoint's)", 1, 0, 0},
         {"data-dir", ARG_STR, &data_dir, "DIR", "directory with the IDX files (default data/mnist)", 1, 0, 0},
         {"ckpt", ARG_STR, &ckpt, "PATH", "checkpoint file (default runs/<data>.ckpt)", 1, 0, 0},
         {"out", ARG_STR, &out, "PATH", "model file with the EMA weights (default runs/<data>.bfn)", 1, 0, 0},
@@ -356,17 +360,17 @@ int cmd_train(int argc, char **argv)
             }
             const bfn_net_config *nc = bfn_net_get_config(net);
             uint64_t run_seed = bfn_trainer_config(tr)->seed;
-            if (run_seed != tc.seed) {
-                /* two-digit images are a function of the seed: continue on the run's own */
-                bfn_source_destroy(train_src);
-                train_src = NULL;
-                st = bfn_source_create(&train_src, kind, data_dir, BFN_SPLIT_TRAIN, run_seed, &err);
-            }
+            bfn_data_kind run_kind = kind;
+            if (meta.dataset[0] && bfn_data_kind_parse(meta.dataset, &run_kind, &err) != BFN_OK)
+                st = bfn_err_set(&err, BFN_ERR_FORMAT, "%s was trained on data set '%.32s', "
+                                 "which this build does not know", ckpt, meta.dataset);
             bfn_net_config given_net = {.base_ch = base_ch, .n_res = n_res, .n_heads = heads,
                                         .attn_lowest = attn, .temb_dim = temb, .groups = groups};
             char diff[600];
-            if (st == BFN_OK && resume_conflicts(specs, ns, &tc, warmup, &given_net, mult, dropout,
-                                                 bfn_trainer_config(tr), nc, diff, sizeof diff)) {
+            if (st == BFN_OK &&
+                resume_conflicts(specs, ns, &tc, warmup, &given_net, mult, dropout,
+                                 bfn_trainer_config(tr), nc, bfn_data_kind_name(kind),
+                                 bfn_data_kind_name(run_kind), diff, sizeof diff)) {
                 fprintf(stderr,
                         "bfn train: --resume continues the checkpoint's own recipe and network; "
                         "these options differ from it: %s. Leave them out, or start a new run "
@@ -377,6 +381,23 @@ int cmd_train(int argc, char **argv)
                 bfn_source_destroy(train_src);
                 bfn_source_destroy(val_src);
                 return EXIT_USAGE;
+            }
+            if (st == BFN_OK && (run_seed != tc.seed || run_kind != kind)) {
+                /* continue on the run's own data set (without --data) and seed (two-digit
+                 * images are a function of it) */
+                if (run_kind != kind) {
+                    kind = run_kind;
+                    data = bfn_data_kind_name(kind);
+                    if (default_dir)
+                        bfn_locate(bfn_data_default_dir(kind), data_buf, sizeof data_buf);
+                    bfn_source_destroy(val_src);
+                    val_src = NULL;
+                    st = bfn_source_create(&val_src, kind, data_dir, BFN_SPLIT_VAL, 0, &err);
+                }
+                bfn_source_destroy(train_src);
+                train_src = NULL;
+                if (st == BFN_OK)
+                    st = bfn_source_create(&train_src, kind, data_dir, BFN_SPLIT_TRAIN, run_seed, &err);
             }
             if (st == BFN_OK &&
                 (nc->H != bfn_source_height(train_src) || nc->W != bfn_source_width(train_src))) {
