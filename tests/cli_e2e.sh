@@ -31,6 +31,13 @@ expect 0 "train 6 steps" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --
 [ -s "$T/run.ckpt" ] && [ -s "$T/run.bfn" ] && ok "checkpoint and model written" || bad "checkpoint and model written"
 [ "$(grep -c '^[0-9]' "$T/run.ckpt.csv")" = 6 ] && ok "CSV log has 6 step rows" || bad "CSV log has 6 step rows ($(grep -c '^[0-9]' "$T/run.ckpt.csv"))"
 long=$(printf 'x%.0s' $(seq 200))
+# an output that cannot be written fails before the first step, not at the first save
+mkdir -p "$T/ckdir"
+for o in "--out $T/no/dir/x.bfn" "--ckpt $T/ckdir"; do
+  # shellcheck disable=SC2086
+  expect 1 "train refuses an output it cannot write ($o)" -- "$BFN" train --data-dir "$D" --ckpt "$T/w.ckpt" --out "$T/w.bfn" $o --steps 2 --quiet "${TINY[@]}"
+  grep -q "cannot write" "$T/err" && [ ! -e "$T/w.ckpt.csv" ] && ! grep -q "^step" "$T/err" && ok "  ... says so before any step" || bad "  ... says so before any step: $(cat "$T/err")"
+done
 expect 2 "refuses notes too long for the file before training" -- "$BFN" train --data-dir "$D" --ckpt "$T/nl.ckpt" --out "$T/nl.bfn" --steps 2 --notes "$long" --quiet "${TINY[@]}"
 grep -q -- "--notes: .*at most 191" "$T/err" && [ ! -e "$T/nl.ckpt.csv" ] && ok "  ... says so, and writes nothing" || bad "  ... says so, and writes nothing: $(cat "$T/err"; ls "$T" | grep nl)"
 expect 2 "refuses to overwrite a checkpoint without --resume/--force" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 8 --quiet "${TINY[@]}"
@@ -86,6 +93,9 @@ vals=$(tail -c +17 "$T/s.idx" | od -An -v -tu1 | tr -s ' ' '\n' | grep -v '^$' |
 case "$vals" in "0 " | "255 " | "0 255 ") ok "IDX pixels are only 0/255 ($vals)" ;; *) bad "IDX pixels are only 0/255 (got $vals)" ;; esac
 ls "$T"/*.tmp-* >/dev/null 2>&1 && bad "no temporary file after --idx" || ok "no temporary file after --idx"
 expect 1 "unwritable --idx" -- "$BFN" sample --model "$T/run.bfn" --count 1 --steps 2 --out "$T/s4.png" --idx "$T/no/dir/x.idx"
+grep -q "cannot write $T/no/dir/x.idx" "$T/err" && [ ! -e "$T/s4.png" ] && ok "  ... found before sampling (no grid written)" || bad "  ... found before sampling (no grid written): $(cat "$T/err")"
+expect 1 "a directory as --strip" -- "$BFN" sample --model "$T/run.bfn" --count 1 --steps 2 --out "$T/s4.png" --strip "$T"
+grep -q "it is a directory" "$T/err" && ok "  ... says so" || bad "  ... says so: $(cat "$T/err")"
 expect 0 "eval discrete" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10 --limit 20 --repeats 2
 grep -q "total" "$T/out" && ok "eval prints the total" || bad "eval prints the total"
 cp "$T/out" "$T/eval1"

@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -79,6 +82,38 @@ volatile int *cli_interrupt_flag(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     return &interrupt_flag;
+}
+
+int cli_check_writable(const char *cmd, const char *path)
+{
+    if (!path)
+        return 0;
+    struct stat sb;
+    const char *why = NULL;
+    char dir[BFN_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!*path)
+        why = "empty path";
+    else if (strlen(path) >= sizeof dir)
+        why = "path too long";
+    else if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        why = "it is a directory";
+    if (!why) {
+        if (!slash)
+            snprintf(dir, sizeof dir, ".");
+        else
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - path) + (slash == path), path);
+        if (stat(dir, &sb) != 0)
+            why = strerror(errno);
+        else if (!S_ISDIR(sb.st_mode))
+            why = "its directory is not a directory";
+        else if (access(dir, W_OK | X_OK) != 0)
+            why = strerror(errno);
+    }
+    if (!why)
+        return 0;
+    fprintf(stderr, "bfn %s: cannot write %s: %s\n", cmd, path, why);
+    return EXIT_FAIL;
 }
 
 void cli_set_threads(int n)

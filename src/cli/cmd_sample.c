@@ -136,6 +136,9 @@ int cmd_sample(int argc, char **argv)
                        argc, argv, 2, specs, (int)(sizeof specs / sizeof specs[0]));
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
+    if (cli_check_writable("sample", out) || cli_check_writable("sample", idx_path) ||
+        cli_check_writable("sample", strip_path))
+        return EXIT_FAIL;
     char model_buf[BFN_PATH_MAX];
     if (!model) {
         bfn_locate(BFN_DEFAULT_MODEL, model_buf, sizeof model_buf);

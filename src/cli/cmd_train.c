@@ -323,6 +323,11 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "bfn train: --resume and --force contradict each other\n");
         return EXIT_USAGE;
     }
+    /* an output that cannot be written fails now, not at the first save */
+    ensure_parent(ckpt);
+    ensure_parent(out);
+    if (cli_check_writable("train", ckpt) || cli_check_writable("train", out))
+        return EXIT_FAIL;
     if (!resume && !force && file_exists(ckpt)) {
         fprintf(stderr, "bfn train: %s exists; use --resume to continue it or --force to start over\n",
                 ckpt);
@@ -444,8 +449,6 @@ int cmd_train(int argc, char **argv)
         return code;
     }
     const bfn_train_config *cfg = bfn_trainer_config(tr);
-    ensure_parent(ckpt);
-    ensure_parent(out);
     if (!quiet)
         fprintf(stderr, "bfn train: %s %dx%d, %zu parameters, beta1 %g, batch %d, lr %g, %lld steps\n",
                 bfn_data_kind_name(kind), bfn_source_height(train_src), bfn_source_width(train_src),
