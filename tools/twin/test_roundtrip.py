@@ -143,6 +143,24 @@ def main():
                  "bfn train resumes the twin's checkpoint, train_ddp.py the engine's"):
             compare_logs(read_log(P("twin2.ckpt.csv")), read_log(P("c2.ckpt.csv")),
                          "resumed runs (twin -> engine vs engine -> twin)")
+        # both refuse a resume whose options say something else than the checkpoint,
+        # and accept one that repeats the starting command
+        for name, cmd in (("twin", twin_train), ("engine", [bfn, "train"])):
+            r = subprocess.run(cmd + common + ["--steps", "10", "--resume", "--lr", "5e-3",
+                                               "--ckpt", P("c2.ckpt"), "--out", P("c3.bfn")],
+                               capture_output=True, text=True, env=env)
+            check(r.returncode != 0 and "--lr 0.005 (checkpoint: 0.002)" in r.stderr,
+                  f"{name}: --resume refuses --lr 5e-3 against the checkpoint's 2e-3 "
+                  f"(exit {r.returncode}: {r.stderr.strip()[-160:]!r})")
+        # rows past the checkpoint (a kill after its last save) are dropped on resume
+        for name, cmd, ck in (("twin", twin_train, "c2.ckpt"), ("engine", [bfn, "train"], "twin2.ckpt")):
+            with open(P(ck) + ".csv", "a") as f:
+                f.write("10,80,1,1,,1,1,1\n11,8")
+            r = run(cmd + common + ["--steps", "10", "--resume", "--ckpt", P(ck), "--out", P(ck + ".bfn")], env=env)
+            steps = [row["step"] for row in read_log(P(ck) + ".csv")]
+            check(r.returncode == 0 and steps == [str(i) for i in range(1, 11)],
+                  f"{name}: a resume repeating the starting options runs, and its log holds steps "
+                  f"1..10 once each (has {steps})")
 
         print("-- 3. golden check of the engine at the twin-trained weights")
         from write_golden import make_golden

@@ -46,9 +46,11 @@ VALIDATE_SEED = 12345    # cmd_train.c passes this to bfn_trainer_validate
 def parse_args(argv=None):
     d = TrainConfig()
     ap = argparse.ArgumentParser(
-        description="Trains the engine's U-Net with PyTorch DDP; flags mirror `bfn train`.")
+        description="Trains the engine's U-Net with PyTorch DDP; flags mirror `bfn train`.",
+        allow_abbrev=False)
     a = ap.add_argument
-    a("--data", default="mnist", help="mnist | fashion (default mnist)")
+    a("--data", default="mnist", help="mnist | fashion (default mnist; with --resume the "
+                                      "checkpoint's)")
     a("--data-dir", default=None, help="directory with the IDX files (default data/mnist)")
     a("--ckpt", default=None, help="checkpoint file (default runs/<data>-twin.ckpt)")
     a("--out", default=None, help="model file with the EMA weights (default runs/<data>-twin.bfn)")
@@ -81,7 +83,59 @@ def parse_args(argv=None):
     a("--threads", type=int, default=0, help="CPU threads per process (default: torch's)")
     a("--quiet", action="store_true", help="no progress line")
     a("--device", default="cpu", help="cpu | cuda (default cpu)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    # options given on the command line (a resume checks them against the checkpoint)
+    args.given = {t[2:].split("=")[0] for t in (sys.argv[1:] if argv is None else argv)
+                  if t.startswith("--")}
+    return args
+
+
+def resume_conflicts(args, tc, cfg, dataset):
+    """A resume continues the checkpoint's own data set, recipe and network:
+    the options for these that were given and say something else, each with
+    the checkpoint's value (as `bfn train --resume` reports them)."""
+    mult = ",".join(str(v) for v in cfg.ch_mult[:cfg.n_levels])
+    pairs = [("data", args.data, dataset or args.data), ("batch", args.batch, tc.batch),
+             ("lr", args.lr, tc.lr), ("lr-min", args.lr_min, tc.lr_min),
+             ("warmup", args.warmup, tc.warmup), ("beta1", args.beta1, tc.beta1),
+             ("weight-decay", args.weight_decay, tc.weight_decay), ("clip", args.clip, tc.clip),
+             ("ema", args.ema, tc.ema_decay), ("seed", args.seed, tc.seed),
+             ("base-ch", args.base_ch, cfg.base_ch), ("n-res", args.n_res, cfg.n_res),
+             ("heads", args.heads, cfg.n_heads), ("attn", args.attn, cfg.attn_lowest),
+             ("temb", args.temb, cfg.temb_dim), ("groups", args.groups, cfg.groups),
+             ("dropout", args.dropout, cfg.dropout), ("mult", args.mult, mult)]
+    return [f"--{k} {g:g} (checkpoint: {c:g})" if isinstance(g, float) else
+            f"--{k} {g} (checkpoint: {c})"
+            for k, g, c in pairs if k in args.given and
+            (struct.pack("<f", g) != struct.pack("<f", c) if k == "dropout" else
+             (g.replace(" ", "") != c if k == "mult" else g != c))]
+
+
+def trim_log(path, step):
+    """Drops the log's rows from the first one past step on, and a last row
+    cut short, so that the steps a resume does again are logged once (through
+    a temporary file renamed over the log, as `bfn train` does)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return
+    keep = 0
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        head = line.split(b",", 1)[0]
+        if head.isdigit() and int(head) > step:
+            break
+        keep += len(line)
+    if keep == len(data):
+        return
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data[:keep])
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def net_config(args, H, W):
@@ -266,8 +320,6 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: STOP.__setitem__(0, 1))
 
-    train_images, H, W = data.load_split(args.data, args.data_dir, "train")
-    val_images, _, _ = data.load_split(args.data, args.data_dir, "val")
     ckpt = args.ckpt or f"runs/{args.data}-twin.ckpt"
     out = args.out or f"runs/{args.data}-twin.bfn"
     log_path = args.log or ckpt + ".csv"
@@ -280,6 +332,14 @@ def main():
     if args.resume:
         tr, mf = Trainer.load(ckpt, device, world, rank, args.steps)
         images_seen = mf.images_seen
+        diff = resume_conflicts(args, tr.tc, mf.config, mf.dataset)
+        if diff:
+            raise SystemExit("train_ddp: --resume continues the checkpoint's own recipe and "
+                             "network; these options differ from it: " + ", ".join(diff))
+        args.data = mf.dataset or args.data
+    train_images, H, W = data.load_split(args.data, args.data_dir, "train")
+    val_images, _, _ = data.load_split(args.data, args.data_dir, "val")
+    if args.resume:
         if (mf.config.H, mf.config.W) != (H, W):
             raise SystemExit(f"train_ddp: {ckpt} is a {mf.config.H}x{mf.config.W} model")
     else:
@@ -298,6 +358,8 @@ def main():
               f"{tc.total_steps} steps", file=sys.stderr)
     log = None
     if lead:
+        if args.resume:
+            trim_log(log_path, tr.step)
         log = open(log_path, "a" if args.resume else "w")
         if log.tell() == 0:
             log.write("step,images,loss,loss_smoothed,val_loss,lr,grad_norm,elapsed_s\n")
