@@ -52,6 +52,21 @@ for f in run.ckpt run.bfn; do
   n=$("$BFN" info --model "$T/$f" | grep "notes=")
   [ "$n" = "note:         notes=tiny e2e run" ] && ok "the resumed run's $f keeps its --notes" || bad "the resumed run's $f keeps its --notes (has: '$n')"
 done
+# --init: a new run from a model file's network and weights (fresh optimizer and schedule)
+expect 0 "a new run from a model file (--init, --dropout changed)" -- "$BFN" train --data-dir "$D" --init "$T/run.bfn" --ckpt "$T/init.ckpt" --out "$T/init.bfn" --steps 1 --warmup 0 --lr 1e-8 --lr-min 0 --batch 8 --dropout 0.3 --val-every 0 --quiet
+"$BFN" info --model "$T/run.bfn" > "$T/info_a"; "$BFN" info --model "$T/init.bfn" > "$T/info_b"
+seen_a=$(awk '/^images seen:/ {print $3}' "$T/info_a"); seen_b=$(awk '/^images seen:/ {print $3}' "$T/info_b")
+[ "$seen_b" = $((seen_a + 8)) ] && grep -q "^dropout: *0.3" "$T/info_b" && diff <(grep -v "^file:\|^step:\|^images seen:\|^dropout:\|^note:\|^section:" "$T/info_a") <(grep -v "^file:\|^step:\|^images seen:\|^dropout:\|^note:\|^section:" "$T/info_b") >/dev/null &&
+  ok "  ... same network, dropout 0.3, images seen carried on ($seen_a + 8)" || bad "  ... same network, dropout 0.3, images seen carried on: $seen_a -> $seen_b; $(diff "$T/info_a" "$T/info_b" | head -8 | tr '\n' ' ')"
+# one step at lr 1e-8 leaves the weights as they were: the same bound to the printed digit
+ev() { "$BFN" eval --model "$1" --data-dir "$D" --steps 10 --limit 8 --seed 2 --threads 1 | grep "nats/image"; }
+[ -n "$(ev "$T/run.bfn")" ] && [ "$(ev "$T/run.bfn")" = "$(ev "$T/init.bfn")" ] && ok "  ... starts from the model's weights (bfn eval prints the same bound)" || bad "  ... starts from the model's weights: $(ev "$T/run.bfn" | tr '\n' ' ') vs $(ev "$T/init.bfn" | tr '\n' ' ')"
+expect 0 "a run from scratch for comparison" -- "$BFN" train --data-dir "$D" --ckpt "$T/scr.ckpt" --out "$T/scr.bfn" --steps 1 --warmup 0 --lr 1e-8 --lr-min 0 --val-every 0 --quiet "${TINY[@]}"
+[ "$(ev "$T/run.bfn")" != "$(ev "$T/scr.bfn")" ] && ok "  ... which a run from scratch does not" || bad "  ... which a run from scratch does not"
+expect 2 "--init refuses network options other than --dropout" -- "$BFN" train --data-dir "$D" --init "$T/run.bfn" --ckpt "$T/init2.ckpt" --out "$T/init2.bfn" --steps 1 --base-ch 16 --quiet
+grep -q -- "--base-ch" "$T/err" && ok "  ... and names them" || bad "  ... and names them: $(cat "$T/err")"
+expect 2 "--init with --resume" -- "$BFN" train --data-dir "$D" --init "$T/run.bfn" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 9 --resume --quiet
+expect 1 "--init of a file that is not a model" -- "$BFN" train --data-dir "$D" --init "$T/err" --ckpt "$T/init3.ckpt" --out "$T/init3.bfn" --steps 1 --quiet
 # Ctrl-C: saves a checkpoint and exits 130; the run resumes from it
 "$BFN" train --data-dir "$D" --ckpt "$T/int.ckpt" --out "$T/int.bfn" --steps 1000000 --quiet "${TINY[@]}" 2>"$T/int.err" &
 pid=$!

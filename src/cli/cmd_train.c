@@ -238,7 +238,7 @@ static void print_progress(progress *pg, const bfn_train_stats *s, int64_t total
 int cmd_train(int argc, char **argv)
 {
     const char *data = "mnist", *data_dir = NULL, *ckpt = NULL, *out = NULL, *log_path = NULL;
-    const char *mult = NULL, *notes = NULL;
+    const char *mult = NULL, *notes = NULL, *init_path = NULL;
     int resume = 0, force = 0, threads = 0, quiet = 0;
     int64_t steps = 20000, warmup = -1, val_every = 500, ckpt_every = 1000;
     int val_batches = 10;
@@ -253,6 +253,7 @@ int cmd_train(int argc, char **argv)
         {"out", ARG_STR, &out, "PATH", "model file with the EMA weights (default runs/<data>.bfn)", 1, 0, 0},
         {"log", ARG_STR, &log_path, "PATH", "CSV log (default: checkpoint path + .csv)", 1, 0, 0},
         {"resume", ARG_FLAG, &resume, NULL, "continue from the checkpoint", 0, 0, 0},
+        {"init", ARG_STR, &init_path, "MODEL", "start a new run from this model file's network and weights (its data set and beta(1) unless given; --dropout may change)", 1, 0, 0},
         {"force", ARG_FLAG, &force, NULL, "start afresh even if the checkpoint exists (overwrites it)", 0, 0, 0},
         {"steps", ARG_I64, &steps, "N", "total optimizer steps of the run (default 20000)", 1, 1e12, 0},
         {"batch", ARG_INT, &tc.batch, "B", "images per step (default 64)", 1, 4096, 0},
@@ -291,8 +292,39 @@ int cmd_train(int argc, char **argv)
     cli_set_threads(threads);
 
     bfn_err err = {0};
+    bfn_status st;
+    /* --init: a new run that starts from a model file's network and weights */
+    bfn_model_meta init_meta;
+    char init_data[sizeof init_meta.dataset];
+    if (init_path) {
+        static const char *const shape[] = {"base-ch", "mult", "n-res", "heads", "attn", "temb",
+                                            "groups"};
+        char given[200] = "";
+        size_t len = 0;
+        for (size_t j = 0; j < sizeof shape / sizeof shape[0]; j++)
+            if (spec_seen(specs, ns, shape[j]) && len < sizeof given)
+                len += (size_t)snprintf(given + len, sizeof given - len, "%s--%s",
+                                        len ? ", " : "", shape[j]);
+        if (resume || len) {
+            fprintf(stderr, "bfn train: --init starts a new run with the network of %s; %s\n",
+                    init_path, resume ? "--resume continues an old one" : given);
+            if (!resume)
+                fprintf(stderr, "bfn train: (only --dropout of the network options applies with --init)\n");
+            return EXIT_USAGE;
+        }
+        bfn_model_sections secs; /* the header now; the weights once the run is set up */
+        if ((st = bfn_model_load(init_path, &init_meta, &secs, &err)) != BFN_OK)
+            return cli_fail("train", st, &err);
+        bfn_model_sections_free(&secs);
+        if (!spec_seen(specs, ns, "data") && init_meta.dataset[0]) {
+            snprintf(init_data, sizeof init_data, "%s", init_meta.dataset);
+            data = init_data;
+        }
+        if (!spec_seen(specs, ns, "beta1"))
+            tc.beta1 = init_meta.beta1;
+    }
     bfn_data_kind kind;
-    bfn_status st = bfn_data_kind_parse(data, &kind, &err);
+    st = bfn_data_kind_parse(data, &kind, &err);
     if (st != BFN_OK)
         return cli_fail("train", BFN_ERR_ARG, &err);
     char data_buf[BFN_PATH_MAX];
@@ -415,6 +447,29 @@ int cmd_train(int argc, char **argv)
                         (long long)bfn_trainer_steps(tr), (long long)images_seen);
             }
         }
+    } else if (init_path) {
+        bfn_net *init_net = NULL;
+        st = bfn_model_load_net(init_path, &init_net, NULL, 1, &err);
+        if (st == BFN_OK) {
+            bfn_net_config nc = *bfn_net_get_config(init_net);
+            if (dropout >= 0)
+                nc.dropout = (float)dropout;
+            tc.total_steps = steps;
+            tc.warmup = warmup >= 0 ? warmup : (steps / 10 < 500 ? steps / 10 : 500);
+            if (nc.H != bfn_source_height(train_src) || nc.W != bfn_source_width(train_src))
+                st = bfn_err_set(&err, BFN_ERR_MISMATCH, "%s is a %dx%d model but %s images are %dx%d",
+                                 init_path, nc.H, nc.W, data, bfn_source_height(train_src),
+                                 bfn_source_width(train_src));
+            else if ((st = bfn_net_create(&net, &nc, tc.batch, &err)) == BFN_OK) {
+                memcpy(bfn_net_params(net), bfn_net_params(init_net),
+                       bfn_net_param_count(net) * sizeof(float));
+                st = bfn_trainer_create(&tr, net, &tc, &err);
+                images_seen = (int64_t)init_meta.images_seen;
+                fprintf(stderr, "bfn train: new run from %s (step %llu, %lld images seen)\n",
+                        init_path, (unsigned long long)init_meta.step, (long long)images_seen);
+            }
+        }
+        bfn_net_destroy(init_net);
     } else {
         bfn_net_config nc = bfn_net_config_default(2, bfn_source_height(train_src),
                                                    bfn_source_width(train_src));
