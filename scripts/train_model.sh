@@ -24,7 +24,7 @@ case "$name" in
     notes="28x28 default U-Net, beta1 3, batch 64" ;;
   mnist48)
     data=mnist
-    run=(--steps 30000 --val-every 250 --val-batches 5 --ckpt-every 250)
+    run=(--steps 33000 --val-every 250 --val-batches 5 --ckpt-every 250)
     recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
             --base-ch 48)
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64" ;;
