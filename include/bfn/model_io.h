@@ -131,6 +131,12 @@ bfn_status bfn_model_load_net(const char *path, bfn_net **net, bfn_model_meta *m
  * (left by a write killed before its rename); a live process's are kept.
  * bfn_model_save calls it after each good save. */
 void bfn_file_remove_dead_temps(const char *path);
+/* Replaces path with the n bytes at data the way bfn_model_save writes: through
+ * "<path>.tmp-<pid>", fsynced and renamed over it (a reader or a crash sees
+ * the old file or the new one, never a part), then removes dead temporaries. */
+bfn_status bfn_file_replace(const char *path, const void *data, size_t n, bfn_err *err);
+/* Reads the whole regular file path into *buf (malloc'd; free it) of *size bytes. */
+bfn_status bfn_file_read(const char *path, uint8_t **buf, size_t *size, bfn_err *err);
 
 /* The header (and, if secs is not NULL, the section list) as text lines
  * "name: value\n" for `bfn info`. Writes at most cap bytes, always

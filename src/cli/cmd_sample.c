@@ -1,12 +1,10 @@
 /* bfn sample: Algorithm 9 into a PNG grid (and optionally an IDX file), and an
  * evolution strip showing the input distribution θ and the output distribution
  * at chosen times. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bfn/flow.h"
 #include "bfn/image.h"
@@ -61,49 +59,23 @@ static void put_be32(uint8_t *p, uint32_t v)
 }
 
 /* Writes the (n, h, w) classes as an IDX3 ubyte file like MNIST's (class k of
- * K becomes k·255/(K−1), so binary samples are 0/255), through a temporary
- * file renamed over path so a reader never sees a partial file. */
+ * K becomes k·255/(K−1), so binary samples are 0/255), atomically
+ * (bfn_file_replace) so a reader never sees a partial file. */
 static bfn_status write_idx(const char *path, const uint8_t *cls, int K, int n, int h, int w,
                             bfn_err *err)
 {
-    size_t tmp_cap = strlen(path) + 32, d = (size_t)h * w;
-    char *tmp = malloc(tmp_cap);
-    uint8_t *row = malloc(d);
-    if (!tmp || !row) {
-        free(tmp), free(row);
+    size_t total = (size_t)n * h * w;
+    uint8_t *buf = malloc(16 + total);
+    if (!buf)
         return bfn_err_set(err, BFN_ERR_NOMEM, "%s: out of memory", path);
-    }
-    snprintf(tmp, tmp_cap, "%s.tmp-%ld", path, (long)getpid());
-    bfn_status st = BFN_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        goto out;
-    }
-    uint8_t header[16] = {0, 0, 0x08, 3}; /* magic: unsigned bytes, 3 dimensions */
-    put_be32(header + 4, (uint32_t)n);
-    put_be32(header + 8, (uint32_t)h);
-    put_be32(header + 12, (uint32_t)w);
-    int ok = fwrite(header, 1, sizeof header, f) == sizeof header;
-    for (int i = 0; ok && i < n; i++) {
-        for (size_t j = 0; j < d; j++)
-            row[j] = (uint8_t)((cls[(size_t)i * d + j] * 255 + (K - 1) / 2) / (K - 1));
-        ok = fwrite(row, 1, d, f) == d;
-    }
-    /* a full disk often shows up only when buffers are flushed */
-    ok = ok && fflush(f) == 0;
-    if (fclose(f) != 0)
-        ok = 0;
-    if (!ok)
-        st = bfn_err_set(err, BFN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    else if (rename(tmp, path) != 0)
-        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
-                         strerror(errno));
-    if (st)
-        remove(tmp);
-out:
-    free(tmp);
-    free(row);
+    buf[0] = 0, buf[1] = 0, buf[2] = 0x08, buf[3] = 3; /* magic: unsigned bytes, 3 dimensions */
+    put_be32(buf + 4, (uint32_t)n);
+    put_be32(buf + 8, (uint32_t)h);
+    put_be32(buf + 12, (uint32_t)w);
+    for (size_t j = 0; j < total; j++)
+        buf[16 + j] = (uint8_t)((cls[j] * 255 + (K - 1) / 2) / (K - 1));
+    bfn_status st = bfn_file_replace(path, buf, 16 + total, err);
+    free(buf);
     return st;
 }
 

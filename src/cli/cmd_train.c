@@ -2,6 +2,7 @@
  * save, a progress line and a CSV log. */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,79 +37,45 @@ static void ensure_parent(const char *path)
 /* A run killed after its last checkpoint has logged steps that the resumed
  * run does again. Before appending, drop the log's rows from the first one
  * past the checkpoint's step on (and a last row cut short by the kill), so
- * each step appears once. The kept rows go through "<log>.tmp-<pid>",
- * renamed over the log; nothing is rewritten when nothing is dropped.
- * Temporaries of killed trims are removed either way.
- * Returns 0, or -1 after printing why the log was left as it was. */
+ * each step appears once; the kept rows replace the log atomically
+ * (bfn_file_replace), and nothing is rewritten when nothing is dropped.
+ * Temporaries of killed trims are removed either way. Returns 0, or -1 after
+ * printing why the log was left as it was. */
 static int trim_log(const char *path, int64_t step)
 {
-    if (strlen(path) >= BFN_PATH_MAX) {
-        fprintf(stderr, "bfn train: log path too long to trim: %.40s...\n", path);
+    if (!file_exists(path))
+        return 0; /* no log yet: it is created */
+    bfn_err err = {0};
+    uint8_t *data;
+    size_t n, keep = 0;
+    if (bfn_file_read(path, &data, &n, &err) != BFN_OK) {
+        fprintf(stderr, "bfn train: cannot trim the log: %s\n", err.msg);
         return -1;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0; /* no log yet: it is created */
-    char *line = NULL, tmp[BFN_PATH_MAX + 32];
-    size_t cap = 0;
-    ssize_t n;
-    long keep = 0;
-    int cut = 0;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        if (line[n - 1] != '\n') {
-            cut = 1; /* a row the kill cut short */
-            break;
+    while (keep < n) {
+        const char *row = (const char *)data + keep;
+        const char *nl = memchr(row, '\n', n - keep);
+        if (!nl)
+            break; /* a row the kill cut short */
+        if (*row >= '0' && *row <= '9') { /* digits up to the '\n' at most: in bounds */
+            char *end;
+            errno = 0;
+            long long s = strtoll(row, &end, 10);
+            if (*end == ',' && !errno && s > step)
+                break;
         }
-        char *end;
-        errno = 0;
-        long long row = strtoll(line, &end, 10);
-        if (end != line && *end == ',' && !errno && row > step) {
-            cut = 1;
-            break;
-        }
-        keep += (long)n;
+        keep = (size_t)(nl + 1 - (const char *)data);
     }
-    free(line);
     int rc = 0;
-    if (ferror(f)) {
-        fprintf(stderr, "bfn train: cannot read log %s: %s\n", path, strerror(errno));
+    if (keep == n)
+        bfn_file_remove_dead_temps(path);
+    else if (bfn_file_replace(path, data, keep, &err) != BFN_OK) {
+        fprintf(stderr, "bfn train: cannot trim the log to step %lld (rows after it may repeat): %s\n",
+                (long long)step, err.msg);
         rc = -1;
     }
-    if (rc || !cut) {
-        fclose(f);
-        bfn_file_remove_dead_temps(path);
-        return rc;
-    }
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    FILE *o = fopen(tmp, "wb");
-    int ok = o != NULL && fseek(f, 0, SEEK_SET) == 0;
-    char buf[1 << 16];
-    for (long left = keep; ok && left > 0;) {
-        size_t want = left < (long)sizeof buf ? (size_t)left : sizeof buf;
-        size_t got = fread(buf, 1, want, f);
-        ok = got == want && fwrite(buf, 1, got, o) == got;
-        left -= (long)got;
-    }
-    ok = ok && fflush(o) == 0 && fsync(fileno(o)) == 0;
-    int e = errno;
-    if (o && fclose(o) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    fclose(f);
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        fprintf(stderr, "bfn train: cannot trim log %s to step %lld: %s (rows after it may repeat)\n",
-                path, (long long)step, strerror(e));
-        if (o)
-            unlink(tmp);
-        return -1;
-    }
-    bfn_file_remove_dead_temps(path);
-    return 0;
+    free(data);
+    return rc;
 }
 
 static int parse_mult(const char *s, bfn_net_config *c)
@@ -131,6 +98,22 @@ static int parse_mult(const char *s, bfn_net_config *c)
         return -1;
     c->n_levels = n;
     return 0;
+}
+
+/* Appends ", " (unless buf is empty) and the formatted text to buf, which
+ * holds *len characters; what does not fit is cut. Returns 1 (one item). */
+static int list_add(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    if (*len + 2 >= cap)
+        return 1;
+    if (*len)
+        *len += (size_t)snprintf(buf + *len, cap - *len, ", ");
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    *len = w < 0 ? *len : (*len + (size_t)w < cap ? *len + (size_t)w : cap - 1);
+    return 1;
 }
 
 static int spec_seen(const arg_spec *specs, int n, const char *name)
@@ -175,21 +158,13 @@ static int resume_conflicts(const arg_spec *specs, int ns, const bfn_train_confi
     int n = 0;
     size_t len = 0;
     buf[0] = '\0';
-#define CONFLICT(...)                                                                  \
-    do {                                                                               \
-        n++;                                                                           \
-        if (len < cap)                                                                 \
-            len += (size_t)snprintf(buf + len, cap - len, "%s", n > 1 ? ", " : "");    \
-        if (len < cap)                                                                 \
-            len += (size_t)snprintf(buf + len, cap - len, __VA_ARGS__);               \
-    } while (0)
     if (spec_seen(specs, ns, "data") && strcmp(data, run_data) != 0)
-        CONFLICT("--data %s (checkpoint: %s)", data, run_data);
+        n += list_add(buf, cap, &len, "--data %s (checkpoint: %s)", data, run_data);
     for (size_t i = 0; i < sizeof num / sizeof num[0]; i++)
         if (spec_seen(specs, ns, num[i].name) && num[i].given != num[i].run)
-            CONFLICT("--%s %g (checkpoint: %g)", num[i].name, num[i].given, num[i].run);
+            n += list_add(buf, cap, &len, "--%s %g (checkpoint: %g)", num[i].name, num[i].given, num[i].run);
     if (spec_seen(specs, ns, "seed") && given->seed != run->seed)
-        CONFLICT("--seed %llu (checkpoint: %llu)", (unsigned long long)given->seed,
+        n += list_add(buf, cap, &len, "--seed %llu (checkpoint: %llu)", (unsigned long long)given->seed,
                  (unsigned long long)run->seed);
     if (mult) {
         bfn_net_config m = *nc;
@@ -200,10 +175,9 @@ static int resume_conflicts(const arg_spec *specs, int ns, const bfn_train_confi
             char have[64] = "";
             for (int l = 0, k = 0; l < nc->n_levels; l++)
                 k += snprintf(have + k, sizeof have - (size_t)k, "%s%d", l ? "," : "", nc->ch_mult[l]);
-            CONFLICT("--mult %s (checkpoint: %s)", mult, have);
+            n += list_add(buf, cap, &len, "--mult %s (checkpoint: %s)", mult, have);
         }
     }
-#undef CONFLICT
     return n;
 }
 
@@ -293,18 +267,28 @@ int cmd_train(int argc, char **argv)
 
     bfn_err err = {0};
     bfn_status st;
-    /* --init: a new run that starts from a model file's network and weights */
+    bfn_model_meta probe = {0};
+    if (notes && bfn_model_meta_set_note(&probe, "notes", notes, &err) != BFN_OK) {
+        fprintf(stderr, "bfn train: --notes: %s\n", err.msg); /* not after the first steps */
+        return EXIT_USAGE;
+    }
+    if (resume && force) {
+        fprintf(stderr, "bfn train: --resume and --force contradict each other\n");
+        return EXIT_USAGE;
+    }
+    /* --init: a new run that starts from a model file's network and weights;
+     * from here on, early exits go through "early" to free it */
+    bfn_net *init_net = NULL;
     bfn_model_meta init_meta;
-    char init_data[sizeof init_meta.dataset];
+    int early_code;
     if (init_path) {
         static const char *const shape[] = {"base-ch", "mult", "n-res", "heads", "attn", "temb",
                                             "groups"};
         char given[200] = "";
         size_t len = 0;
         for (size_t j = 0; j < sizeof shape / sizeof shape[0]; j++)
-            if (spec_seen(specs, ns, shape[j]) && len < sizeof given)
-                len += (size_t)snprintf(given + len, sizeof given - len, "%s--%s",
-                                        len ? ", " : "", shape[j]);
+            if (spec_seen(specs, ns, shape[j]))
+                list_add(given, sizeof given, &len, "--%s", shape[j]);
         if (resume || len) {
             fprintf(stderr, "bfn train: --init starts a new run with the network of %s; %s\n",
                     init_path, resume ? "--resume continues an old one" : given);
@@ -312,21 +296,19 @@ int cmd_train(int argc, char **argv)
                 fprintf(stderr, "bfn train: (only --dropout of the network options applies with --init)\n");
             return EXIT_USAGE;
         }
-        bfn_model_sections secs; /* the header now; the weights once the run is set up */
-        if ((st = bfn_model_load(init_path, &init_meta, &secs, &err)) != BFN_OK)
+        if ((st = bfn_model_load_net(init_path, &init_net, &init_meta, 1, &err)) != BFN_OK)
             return cli_fail("train", st, &err);
-        bfn_model_sections_free(&secs);
-        if (!spec_seen(specs, ns, "data") && init_meta.dataset[0]) {
-            snprintf(init_data, sizeof init_data, "%s", init_meta.dataset);
-            data = init_data;
-        }
+        if (!spec_seen(specs, ns, "data") && init_meta.dataset[0])
+            data = init_meta.dataset;
         if (!spec_seen(specs, ns, "beta1"))
             tc.beta1 = init_meta.beta1;
     }
     bfn_data_kind kind;
     st = bfn_data_kind_parse(data, &kind, &err);
-    if (st != BFN_OK)
-        return cli_fail("train", BFN_ERR_ARG, &err);
+    if (st != BFN_OK) {
+        early_code = cli_fail("train", BFN_ERR_ARG, &err);
+        goto early;
+    }
     char data_buf[BFN_PATH_MAX];
     int default_dir = !data_dir;
     if (!data_dir) {
@@ -346,44 +328,42 @@ int cmd_train(int argc, char **argv)
         snprintf(log_buf, sizeof log_buf, "%s.csv", ckpt);
         log_path = log_buf;
     }
-    bfn_model_meta probe = {0};
-    if (notes && bfn_model_meta_set_note(&probe, "notes", notes, &err) != BFN_OK) {
-        fprintf(stderr, "bfn train: --notes: %s\n", err.msg); /* not after the first steps */
-        return EXIT_USAGE;
-    }
-    if (resume && force) {
-        fprintf(stderr, "bfn train: --resume and --force contradict each other\n");
-        return EXIT_USAGE;
-    }
     /* an output that cannot be written fails now, not at the first save */
     ensure_parent(ckpt);
     ensure_parent(out);
-    if (cli_check_writable("train", ckpt) || cli_check_writable("train", out))
-        return EXIT_FAIL;
+    if (cli_check_writable("train", ckpt) || cli_check_writable("train", out)) {
+        early_code = EXIT_FAIL;
+        goto early;
+    }
     if (!resume && !force && file_exists(ckpt)) {
         fprintf(stderr, "bfn train: %s exists; use --resume to continue it or --force to start over\n",
                 ckpt);
-        return EXIT_USAGE;
+        early_code = EXIT_USAGE;
+        goto early;
     }
     if (resume && !file_exists(ckpt)) {
         fprintf(stderr, "bfn train: --resume: no checkpoint at %s\n", ckpt);
-        return EXIT_FAIL;
+        return EXIT_FAIL; /* no --init with --resume */
     }
 
     bfn_source *train_src = NULL, *val_src = NULL;
     if ((st = bfn_source_create(&train_src, kind, data_dir, BFN_SPLIT_TRAIN, tc.seed, &err)) != BFN_OK ||
         (st = bfn_source_create(&val_src, kind, data_dir, BFN_SPLIT_VAL, 0, &err)) != BFN_OK) {
         bfn_source_destroy(train_src);
-        int code = cli_fail("train", st, &err);
+        early_code = cli_fail("train", st, &err);
         if (default_dir && kind != BFN_DATA_FASHION)
             fprintf(stderr, "bfn train: fetch MNIST first with: bfn data fetch\n");
-        return code;
+        goto early;
     }
 
     bfn_net *net = NULL;
     bfn_trainer *tr = NULL;
     int64_t images_seen = 0;
     char notes_buf[BFN_MODEL_NOTE_VALUE_MAX];
+    if (!resume) { /* a new run's schedule (a resume keeps its checkpoint's) */
+        tc.total_steps = steps;
+        tc.warmup = warmup >= 0 ? warmup : (steps / 10 < 500 ? steps / 10 : 500);
+    }
     if (resume) {
         bfn_model_meta meta;
         st = bfn_trainer_load(ckpt, &net, &tr, &meta, 0, &err);
@@ -436,40 +416,19 @@ int cmd_train(int argc, char **argv)
                 if (st == BFN_OK)
                     st = bfn_source_create(&train_src, kind, data_dir, BFN_SPLIT_TRAIN, run_seed, &err);
             }
-            if (st == BFN_OK &&
-                (nc->H != bfn_source_height(train_src) || nc->W != bfn_source_width(train_src))) {
-                st = bfn_err_set(&err, BFN_ERR_MISMATCH, "%s is a %dx%d model but %s images are %dx%d",
-                                 ckpt, nc->H, nc->W, data, bfn_source_height(train_src),
-                                 bfn_source_width(train_src));
-            } else if (st == BFN_OK) {
+            if (st == BFN_OK)
                 bfn_trainer_set_total_steps(tr, steps);
-                fprintf(stderr, "bfn train: resuming %s at step %lld (%lld images seen)\n", ckpt,
-                        (long long)bfn_trainer_steps(tr), (long long)images_seen);
-            }
         }
     } else if (init_path) {
-        bfn_net *init_net = NULL;
-        st = bfn_model_load_net(init_path, &init_net, NULL, 1, &err);
-        if (st == BFN_OK) {
-            bfn_net_config nc = *bfn_net_get_config(init_net);
-            if (dropout >= 0)
-                nc.dropout = (float)dropout;
-            tc.total_steps = steps;
-            tc.warmup = warmup >= 0 ? warmup : (steps / 10 < 500 ? steps / 10 : 500);
-            if (nc.H != bfn_source_height(train_src) || nc.W != bfn_source_width(train_src))
-                st = bfn_err_set(&err, BFN_ERR_MISMATCH, "%s is a %dx%d model but %s images are %dx%d",
-                                 init_path, nc.H, nc.W, data, bfn_source_height(train_src),
-                                 bfn_source_width(train_src));
-            else if ((st = bfn_net_create(&net, &nc, tc.batch, &err)) == BFN_OK) {
-                memcpy(bfn_net_params(net), bfn_net_params(init_net),
-                       bfn_net_param_count(net) * sizeof(float));
-                st = bfn_trainer_create(&tr, net, &tc, &err);
-                images_seen = (int64_t)init_meta.images_seen;
-                fprintf(stderr, "bfn train: new run from %s (step %llu, %lld images seen)\n",
-                        init_path, (unsigned long long)init_meta.step, (long long)images_seen);
-            }
+        bfn_net_config nc = *bfn_net_get_config(init_net);
+        if (dropout >= 0)
+            nc.dropout = (float)dropout;
+        if ((st = bfn_net_create(&net, &nc, tc.batch, &err)) == BFN_OK) {
+            memcpy(bfn_net_params(net), bfn_net_params(init_net),
+                   bfn_net_param_count(net) * sizeof(float));
+            st = bfn_trainer_create(&tr, net, &tc, &err);
+            images_seen = (int64_t)init_meta.images_seen;
         }
-        bfn_net_destroy(init_net);
     } else {
         bfn_net_config nc = bfn_net_config_default(2, bfn_source_height(train_src),
                                                    bfn_source_width(train_src));
@@ -487,13 +446,26 @@ int cmd_train(int argc, char **argv)
             bfn_source_destroy(val_src);
             return EXIT_USAGE;
         }
-        tc.total_steps = steps;
-        tc.warmup = warmup >= 0 ? warmup : (steps / 10 < 500 ? steps / 10 : 500);
         if ((st = bfn_net_config_check(&nc, &err)) == BFN_OK &&
             (st = bfn_net_create(&net, &nc, tc.batch, &err)) == BFN_OK) {
             bfn_net_init_params(net, tc.seed);
             st = bfn_trainer_create(&tr, net, &tc, &err);
         }
+    }
+    bfn_net_destroy(init_net);
+    if (st == BFN_OK && (resume || init_path)) {
+        const bfn_net_config *c = bfn_net_get_config(net);
+        const char *from = resume ? ckpt : init_path;
+        if (c->H != bfn_source_height(train_src) || c->W != bfn_source_width(train_src))
+            st = bfn_err_set(&err, BFN_ERR_MISMATCH, "%s is a %dx%d model but %s images are %dx%d",
+                             from, c->H, c->W, data, bfn_source_height(train_src),
+                             bfn_source_width(train_src));
+        else if (resume)
+            fprintf(stderr, "bfn train: resuming %s at step %lld (%lld images seen)\n", ckpt,
+                    (long long)bfn_trainer_steps(tr), (long long)images_seen);
+        else
+            fprintf(stderr, "bfn train: new run from %s (step %llu, %lld images seen)\n", init_path,
+                    (unsigned long long)init_meta.step, (long long)images_seen);
     }
     if (st != BFN_OK) {
         int code = cli_fail("train", st, &err);
@@ -598,4 +570,8 @@ int cmd_train(int argc, char **argv)
     bfn_source_destroy(train_src);
     bfn_source_destroy(val_src);
     return code;
+
+early:
+    bfn_net_destroy(init_net);
+    return early_code;
 }

@@ -565,6 +565,45 @@ void bfn_file_remove_dead_temps(const char *path)
     free(dir);
 }
 
+bfn_status bfn_file_replace(const char *path, const void *data, size_t n, bfn_err *err)
+{
+    char ebuf[128];
+    size_t tmp_cap = strlen(path) + 32;
+    char *tmp = malloc(tmp_cap);
+    if (!tmp)
+        return bfn_err_set(err, BFN_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(tmp, tmp_cap, "%s.tmp-%ld", path, (long)getpid());
+    bfn_status st = BFN_OK;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot create %s: %s", path, tmp,
+                         errno_str(errno, ebuf, sizeof ebuf));
+        free(tmp);
+        return st;
+    }
+    /* a full disk often shows up only when buffers are flushed */
+    int ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int e = errno;
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok)
+        st = bfn_err_set(err, BFN_ERR_IO, "%s: writing %s failed: %s", path, tmp,
+                         errno_str(e, ebuf, sizeof ebuf));
+    else if (rename(tmp, path) != 0)
+        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
+                         errno_str(errno, ebuf, sizeof ebuf));
+    if (st != BFN_OK) {
+        unlink(tmp);
+    } else {
+        sync_parent_dir(path);
+        bfn_file_remove_dead_temps(path);
+    }
+    free(tmp);
+    return st;
+}
+
 bfn_status bfn_model_save(const char *path, const bfn_model_meta *meta,
                           const bfn_model_section *sec, int n, bfn_err *err)
 {
@@ -646,8 +685,7 @@ done:
 
 /* ---- load ---------------------------------------------------------------- */
 
-static bfn_status read_whole_file(const char *path, uint8_t **buf_out, size_t *size_out,
-                                  bfn_err *err)
+bfn_status bfn_file_read(const char *path, uint8_t **buf_out, size_t *size_out, bfn_err *err)
 {
     char ebuf[128];
     struct stat stt;
@@ -923,7 +961,7 @@ bfn_status bfn_model_load(const char *path, bfn_model_meta *meta, bfn_model_sect
 
     uint8_t *p = NULL;
     size_t size = 0;
-    bfn_status st = read_whole_file(path, &p, &size, err);
+    bfn_status st = bfn_file_read(path, &p, &size, err);
     if (st != BFN_OK)
         return st;
 
