@@ -41,6 +41,7 @@ typedef struct {
     char dataset[32];
     size_t params;
     uint64_t step;       /* training steps behind the weights */
+    uint64_t images;     /* training images behind them; 0 = not recorded */
 } viz_model_info;
 
 typedef enum {

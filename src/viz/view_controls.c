@@ -79,9 +79,17 @@ static void model_section(column *c)
             viz_fmt(params, sizeof params, "%.1fk", m->params / 1e3);
         viz_ui_textf(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.text, "%s — %s %d×%d, K = %d",
                      m->label, m->dataset, m->H, m->W, m->K);
-        viz_ui_textf(ui, VIZ_FONT_SMALL, c->x, c->y + lh, ui->th.dim,
-                     "%s parameters · %llu training steps", params,
-                     (unsigned long long)m->step);
+        /* images seen says how much training a file had even when it came from
+           several runs (bfn train --init restarts the step count) */
+        char amount[48];
+        if (m->images >= 1000000)
+            viz_fmt(amount, sizeof amount, "%.2fM training images", m->images / 1e6);
+        else if (m->images > 0)
+            viz_fmt(amount, sizeof amount, "%.1fk training images", m->images / 1e3);
+        else
+            viz_fmt(amount, sizeof amount, "%llu training steps", (unsigned long long)m->step);
+        viz_ui_textf(ui, VIZ_FONT_SMALL, c->x, c->y + lh, ui->th.dim, "%s parameters · %s", params,
+                     amount);
     } else if (r) {
         viz_ui_text(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.error, "not loaded (see the message)");
     }

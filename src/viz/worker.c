@@ -63,7 +63,7 @@ static void set_status(viz_worker *w, const char *s)
 }
 
 static void describe(viz_model_info *info, const bfn_net_config *c, double beta1,
-                     const char *dataset, uint64_t step, size_t params)
+                     const char *dataset, uint64_t step, uint64_t images, size_t params)
 {
     info->K = c->K;
     info->H = c->H;
@@ -71,6 +71,7 @@ static void describe(viz_model_info *info, const bfn_net_config *c, double beta1
     info->beta1 = beta1;
     info->params = params;
     info->step = step;
+    info->images = images;
     viz_strcpy(info->dataset, sizeof info->dataset, dataset[0] ? dataset : "?");
 }
 
@@ -102,7 +103,7 @@ static bfn_status ensure_model(viz_worker *w, const viz_sample_req *req, char *m
         memcpy(bfn_net_params(w->net), ws->params, ws->count * sizeof(float));
         w->net_path[0] = '\0';
         w->net_weights_id = ws->id;
-        describe(&w->info, &ws->cfg, ws->beta1, ws->dataset, (uint64_t)ws->step, ws->count);
+        describe(&w->info, &ws->cfg, ws->beta1, ws->dataset, (uint64_t)ws->step, 0, ws->count);
         viz_fmt(w->info.label, sizeof w->info.label, "training snapshot (step %lld)",
                 (long long)ws->step);
         return BFN_OK;
@@ -131,7 +132,7 @@ static bfn_status ensure_model(viz_worker *w, const viz_sample_req *req, char *m
     w->net_mtime = sb.st_mtim;
     w->net_size = sb.st_size;
     w->net_weights_id = 0;
-    describe(&w->info, &meta.config, meta.beta1, meta.dataset, meta.step,
+    describe(&w->info, &meta.config, meta.beta1, meta.dataset, meta.step, meta.images_seen,
              bfn_net_param_count(w->net));
     viz_strcpy(w->info.label, sizeof w->info.label, viz_basename(req->model_path));
     return BFN_OK;
