@@ -565,7 +565,13 @@ void bfn_file_remove_dead_temps(const char *path)
     free(dir);
 }
 
-bfn_status bfn_file_replace(const char *path, const void *data, size_t n, bfn_err *err)
+/* The one way files are replaced: fill(f, ctx) writes the contents to
+ * "<path>.tmp-<pid>" (returns 0 on a write error), which is flushed, fsynced
+ * and renamed over path, so a reader or a crash sees the old file or the new
+ * one, never a part; then dead temporaries go. On failure the temporary is
+ * removed and path is untouched. */
+static bfn_status replace_file(const char *path, int (*fill)(FILE *f, void *ctx), void *ctx,
+                               bfn_err *err)
 {
     char ebuf[128];
     size_t tmp_cap = strlen(path) + 32;
@@ -573,16 +579,21 @@ bfn_status bfn_file_replace(const char *path, const void *data, size_t n, bfn_er
     if (!tmp)
         return bfn_err_set(err, BFN_ERR_NOMEM, "%s: out of memory", path);
     snprintf(tmp, tmp_cap, "%s.tmp-%ld", path, (long)getpid());
-    bfn_status st = BFN_OK;
-    FILE *f = fopen(tmp, "wb");
+    bfn_status st;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
     if (!f) {
-        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot create %s: %s", path, tmp,
+        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp,
                          errno_str(errno, ebuf, sizeof ebuf));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
         free(tmp);
         return st;
     }
     /* a full disk often shows up only when buffers are flushed */
-    int ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int ok = fill(f, ctx) && fflush(f) == 0 && fsync(fileno(f)) == 0;
     int e = errno;
     if (fclose(f) != 0 && ok) {
         ok = 0;
@@ -594,6 +605,8 @@ bfn_status bfn_file_replace(const char *path, const void *data, size_t n, bfn_er
     else if (rename(tmp, path) != 0)
         st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
                          errno_str(errno, ebuf, sizeof ebuf));
+    else
+        st = BFN_OK;
     if (st != BFN_OK) {
         unlink(tmp);
     } else {
@@ -604,10 +617,49 @@ bfn_status bfn_file_replace(const char *path, const void *data, size_t n, bfn_er
     return st;
 }
 
+typedef struct {
+    const void *data;
+    size_t n;
+} bytes_ctx;
+
+static int fill_bytes(FILE *f, void *ctx)
+{
+    const bytes_ctx *b = ctx;
+    return fwrite(b->data, 1, b->n, f) == b->n;
+}
+
+bfn_status bfn_file_replace(const char *path, const void *data, size_t n, bfn_err *err)
+{
+    bytes_ctx b = {data, n};
+    return replace_file(path, fill_bytes, &b, err);
+}
+
+typedef struct {
+    const uint8_t *header;
+    size_t hsize;
+    const bfn_model_section *sec;
+    int n;
+} model_ctx;
+
+/* Header, section data, then the checksum of both. */
+static int fill_model(FILE *f, void *ctx)
+{
+    const model_ctx *m = ctx;
+    model_writer w = {f, BFN_MODEL_CHECKSUM_INIT};
+    int ok = write_bytes(&w, m->header, m->hsize);
+    for (int i = 0; ok && i < m->n; i++)
+        ok = write_section_data(&w, &m->sec[i]);
+    if (!ok)
+        return 0;
+    uint8_t sum[CHECKSUM_BYTES];
+    put_u64(sum, w.hash);
+    return fwrite(sum, 1, sizeof sum, f) == sizeof sum;
+}
+
 bfn_status bfn_model_save(const char *path, const bfn_model_meta *meta,
                           const bfn_model_section *sec, int n, bfn_err *err)
 {
-    char why[256], ebuf[128];
+    char why[256];
     uint64_t data_bytes;
     if (!path || !*path || !meta)
         return bfn_err_set(err, BFN_ERR_ARG, "model save: NULL or empty path or header");
@@ -616,69 +668,12 @@ bfn_status bfn_model_save(const char *path, const bfn_model_meta *meta,
     bfn_status st = check_sections_for_save(path, sec, n, &data_bytes, err);
     if (st != BFN_OK)
         return st;
-
-    size_t hsize;
-    uint8_t *header = encode_header(meta, sec, n, &hsize);
-    size_t tmp_cap = strlen(path) + 32;
-    char *tmp = malloc(tmp_cap);
-    if (!header || !tmp) {
-        free(header);
-        free(tmp);
+    model_ctx m = {NULL, 0, sec, n};
+    uint8_t *header = encode_header(meta, sec, n, &m.hsize);
+    if (!header)
         return bfn_err_set(err, BFN_ERR_NOMEM, "%s: out of memory preparing the header", path);
-    }
-    snprintf(tmp, tmp_cap, "%s.tmp-%ld", path, (long)getpid());
-
-    model_writer w = {NULL, BFN_MODEL_CHECKSUM_INIT};
-    int created = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp,
-                         errno_str(errno, ebuf, sizeof ebuf));
-        goto done;
-    }
-    created = 1;
-    w.f = fdopen(fd, "wb");
-    if (!w.f) {
-        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot open a stream on %s: %s", path, tmp,
-                         errno_str(errno, ebuf, sizeof ebuf));
-        close(fd);
-        goto done;
-    }
-
-    int ok = write_bytes(&w, header, hsize);
-    for (int i = 0; ok && i < n; i++)
-        ok = write_section_data(&w, &sec[i]);
-    if (ok) {
-        uint8_t sum[CHECKSUM_BYTES];
-        put_u64(sum, w.hash);
-        ok = fwrite(sum, 1, sizeof sum, w.f) == sizeof sum;
-    }
-    ok = ok && fflush(w.f) == 0 && fsync(fileno(w.f)) == 0;
-    int write_errno = errno;
-    if (fclose(w.f) != 0 && ok) {
-        ok = 0;
-        write_errno = errno;
-    }
-    w.f = NULL;
-    if (!ok) {
-        st = bfn_err_set(err, BFN_ERR_IO, "%s: writing %s failed: %s", path, tmp,
-                         errno_str(write_errno, ebuf, sizeof ebuf));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        st = bfn_err_set(err, BFN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
-                         errno_str(errno, ebuf, sizeof ebuf));
-        goto done;
-    }
-    created = 0;
-    sync_parent_dir(path);
-    bfn_file_remove_dead_temps(path);
-    st = BFN_OK;
-
-done:
-    if (created)
-        unlink(tmp);
-    free(tmp);
+    m.header = header;
+    st = replace_file(path, fill_model, &m, err);
     free(header);
     return st;
 }

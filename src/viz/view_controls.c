@@ -50,6 +50,15 @@ static int stepper(column *c, const char *id, const char *caption, const char *v
     return r;
 }
 
+/* "1.64M" or "67.9k": parameter and image counts in the model line. */
+static void fmt_count(char *buf, size_t cap, double v)
+{
+    if (v >= 1e6)
+        viz_fmt(buf, cap, "%.2fM", v / 1e6);
+    else
+        viz_fmt(buf, cap, "%.1fk", v / 1e3);
+}
+
 static void model_section(column *c)
 {
     viz_app *a = c->a;
@@ -72,22 +81,18 @@ static void model_section(column *c)
     int lh = viz_ui_line_height(ui, VIZ_FONT_SMALL);
     if (r && viz_run_get_state(r) != VIZ_RUN_ERROR) {
         const viz_model_info *m = &r->model;
-        char params[32];
-        if (m->params >= 1000000)
-            viz_fmt(params, sizeof params, "%.2fM", m->params / 1e6);
-        else
-            viz_fmt(params, sizeof params, "%.1fk", m->params / 1e3);
+        char params[16], count[16], amount[40];
+        fmt_count(params, sizeof params, (double)m->params);
         viz_ui_textf(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.text, "%s — %s %d×%d, K = %d",
                      m->label, m->dataset, m->H, m->W, m->K);
         /* images seen says how much training a file had even when it came from
            several runs (bfn train --init restarts the step count) */
-        char amount[48];
-        if (m->images >= 1000000)
-            viz_fmt(amount, sizeof amount, "%.2fM training images", m->images / 1e6);
-        else if (m->images > 0)
-            viz_fmt(amount, sizeof amount, "%.1fk training images", m->images / 1e3);
-        else
+        if (m->images > 0) {
+            fmt_count(count, sizeof count, (double)m->images);
+            viz_fmt(amount, sizeof amount, "%s training images", count);
+        } else {
             viz_fmt(amount, sizeof amount, "%llu training steps", (unsigned long long)m->step);
+        }
         viz_ui_textf(ui, VIZ_FONT_SMALL, c->x, c->y + lh, ui->th.dim, "%s parameters · %s", params,
                      amount);
     } else if (r) {
