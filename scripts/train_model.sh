@@ -2,8 +2,9 @@
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
 #   scripts/train_model.sh mnist|mnist-more|mnist48|twodigit|twodigit-wide [--threads N]   (default 2)
-# mnist-more is a fifth cosine decay of the shipped MNIST network: a new run
-# that starts from the weights of models/mnist.bfn (bfn train --init).
+# mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
+# starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
+# --init; the shipped one started from the step-42,000 file, see the card).
 # mnist48 is a wider MNIST U-Net (base 48 channels) trained from scratch, a
 # candidate to replace models/mnist.bfn (see models/mnist.md); twodigit-wide
 # (16/32/96/96 channels, twice the parameters at 0.7 times the speed) one to
@@ -27,7 +28,7 @@ case "$name" in
   mnist-more)
     data=mnist
     run=(--steps 12500 --val-every 250 --val-batches 5 --ckpt-every 250)
-    recipe=(--init models/mnist.bfn --batch 64 --lr 3e-4 --lr-min 2e-5 --warmup 500 --ema 0.999)
+    recipe=(--init runs/mnist.bfn --batch 64 --lr 3e-4 --lr-min 2e-5 --warmup 500 --ema 0.999)
     notes="28x28 default U-Net, beta1 3, batch 64; a fifth cosine decay from the step-42,000 weights" ;;
   mnist48)
     data=mnist
