@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist48|twodigit|twodigit-wide [--threads N]   (default 2)
+#   scripts/train_model.sh mnist|mnist-more|mnist48|twodigit|twodigit-more|twodigit-wide [--threads N]   (default 2)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
+# twodigit-more likewise is the fourth cosine decay behind models/twodigit.bfn,
+# from runs/twodigit.bfn (the shipped run started from the step-17,000 file).
 # mnist48 is a wider MNIST U-Net (base 48 channels) trained from scratch, a
 # candidate to replace models/mnist.bfn (see models/mnist.md); twodigit-wide
 # (16/32/96/96 channels, twice the parameters at 0.7 times the speed) one to
@@ -41,13 +43,19 @@ case "$name" in
     recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
             --base-ch 16 --mult 1,2,4,4)
     notes="64x64 two-digit U-Net 16/32/64/64, attention at 8x8, beta1 3, batch 32" ;;
+  twodigit-more)
+    data=twodigit
+    run=(--steps 9500 --val-every 500 --val-batches 4 --ckpt-every 250)
+    recipe=(--init runs/twodigit.bfn --batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999
+            --seed 4)
+    notes="64x64 two-digit U-Net 16/32/64/64, beta1 3, batch 32; a fourth cosine decay from the step-17,000 weights" ;;
   twodigit-wide)
     data=twodigit
     run=(--steps 24000 --val-every 500 --val-batches 4 --ckpt-every 250)
     recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
             --base-ch 16 --mult 1,2,6,6)
     notes="64x64 two-digit U-Net 16/32/96/96, attention at 8x8, beta1 3, batch 32" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist48|twodigit|twodigit-wide [--threads N]" >&2; exit 2 ;;
+  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist48|twodigit|twodigit-more|twodigit-wide [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
