@@ -45,7 +45,7 @@ case "$name" in
     notes="64x64 two-digit U-Net 16/32/64/64, attention at 8x8, beta1 3, batch 32" ;;
   twodigit-more)
     data=twodigit
-    run=(--steps 9500 --val-every 500 --val-batches 4 --ckpt-every 250)
+    run=(--steps 8000 --val-every 500 --val-batches 4 --ckpt-every 250)
     recipe=(--init runs/twodigit.bfn --batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999
             --seed 4)
     notes="64x64 two-digit U-Net 16/32/64/64, beta1 3, batch 32; a fourth cosine decay from the step-17,000 weights" ;;
