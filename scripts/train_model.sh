@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist48|twodigit|twodigit-more|twodigit-wide [--threads N]   (default 2)
+#   scripts/train_model.sh mnist|mnist-more|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide [--threads N]   (default 2)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
 # twodigit-more likewise is the fourth cosine decay behind models/twodigit.bfn,
 # from runs/twodigit.bfn (the shipped run started from the step-17,000 file).
 # mnist48 is a wider MNIST U-Net (base 48 channels) trained from scratch, a
-# candidate to replace models/mnist.bfn (see models/mnist.md); twodigit-wide
+# candidate to replace models/mnist.bfn (see models/mnist48.md). Its checkpoint
+# lives in runs/, which a new machine does not have: mnist48-cont carries the
+# run on from the snapshot committed as models/mnist48.bfn (bfn train --init,
+# a fresh AdamW state, learning rate where the cosine had got to, ending at the
+# same total step; the card records each hand-over). twodigit-wide
 # (16/32/96/96 channels, twice the parameters at 0.7 times the speed) one to
 # replace models/twodigit.bfn.
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
@@ -34,10 +38,16 @@ case "$name" in
     notes="28x28 default U-Net, beta1 3, batch 64; a fifth cosine decay from the step-42,000 weights" ;;
   mnist48)
     data=mnist
-    run=(--steps 33000 --val-every 250 --val-batches 5 --ckpt-every 250)
+    run=(--steps 24000 --val-every 250 --val-batches 5 --ckpt-every 250)
     recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
             --base-ch 48)
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64" ;;
+  mnist48-cont)
+    data=mnist
+    run=(--steps 18684 --val-every 250 --val-batches 5 --ckpt-every 250)
+    recipe=(--init models/mnist48.bfn --batch 64 --lr 9.02e-4 --lr-min 2e-5 --warmup 250 --ema 0.999
+            --seed 2)
+    notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64; continued from its step-5,316 snapshot" ;;
   twodigit)
     run=(--steps 17000 --val-every 500 --val-batches 4 --ckpt-every 250)
     recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
@@ -55,7 +65,7 @@ case "$name" in
     recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
             --base-ch 16 --mult 1,2,6,6)
     notes="64x64 two-digit U-Net 16/32/96/96, attention at 8x8, beta1 3, batch 32" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist48|twodigit|twodigit-more|twodigit-wide [--threads N]" >&2; exit 2 ;;
+  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
