@@ -26,6 +26,7 @@ shift || true
 threads=2
 [ "${1:-}" = "--threads" ] && threads=${2:?}
 data=$name
+mnist48_end=24000  # the end of the mnist48 run's cosine, kept by mnist48-cont
 case "$name" in
   mnist)
     run=(--steps 42000 --val-every 250 --val-batches 5 --ckpt-every 250)
@@ -38,16 +39,20 @@ case "$name" in
     notes="28x28 default U-Net, beta1 3, batch 64; a fifth cosine decay from the step-42,000 weights" ;;
   mnist48)
     data=mnist
-    run=(--steps 24000 --val-every 250 --val-batches 5 --ckpt-every 250)
+    run=(--steps "$mnist48_end" --val-every 250 --val-batches 5 --ckpt-every 250)
     recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
             --base-ch 48)
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64" ;;
   mnist48-cont)
+    # the snapshot's step; the learning rate is mnist48's cosine at that step
+    g0=5316
+    lr=$(awk -v g="$g0" -v end="$mnist48_end" \
+         'BEGIN { printf "%.3g", 2e-5 + (1e-3 - 2e-5) * 0.5 * (1 + cos(3.14159265358979 * (g - 500) / (end - 500))) }')
     data=mnist
-    run=(--steps 18684 --val-every 250 --val-batches 5 --ckpt-every 250)
-    recipe=(--init models/mnist48.bfn --batch 64 --lr 9.02e-4 --lr-min 2e-5 --warmup 250 --ema 0.999
+    run=(--steps $((mnist48_end - g0)) --val-every 250 --val-batches 5 --ckpt-every 250)
+    recipe=(--init models/mnist48.bfn --batch 64 --lr "$lr" --lr-min 2e-5 --warmup 250 --ema 0.999
             --seed 2)
-    notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64; continued from its step-5,316 snapshot" ;;
+    notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64; continued from its step-$g0 snapshot" ;;
   twodigit)
     run=(--steps 17000 --val-every 500 --val-batches 4 --ckpt-every 250)
     recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
