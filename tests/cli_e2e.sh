@@ -43,6 +43,10 @@ grep -q -- "--notes: .*at most 191" "$T/err" && [ ! -e "$T/nl.ckpt.csv" ] && ok 
 expect 2 "refuses to overwrite a checkpoint without --resume/--force" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 8 --quiet "${TINY[@]}"
 expect 0 "resume to 8 steps" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 8 --resume --quiet
 grep -q "resuming" "$T/err" && ok "resume announced" || bad "resume announced"
+# without --steps a resume keeps the run's own end (here reached: nothing to train)
+expect 0 "a resume without --steps" -- timeout 60 "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --resume --quiet
+s=$("$BFN" info --model "$T/run.ckpt" | awk '/^step:/ {print $2}')
+grep -q "done, step 8;" "$T/err" && [ "$s" = 8 ] && ok "  ... ends where the run was going to (step 8)" || bad "  ... ends where the run was going to (step 8; checkpoint at $s): $(cat "$T/err")"
 cp "$T/run.ckpt" "$T/held.ckpt"
 expect 2 "a resume refuses recipe and network options other than the checkpoint's" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 9 --resume "${TINY[@]}" --lr 0.5 --base-ch 16 --mult 1,2,2 --quiet
 grep -q -- "differ from it: --lr 0.5 (checkpoint: 0.001), --base-ch 16 (checkpoint: 8), --mult 1,2,2 (checkpoint: 1,2)\." "$T/err" && cmp -s "$T/run.ckpt" "$T/held.ckpt" && ok "  ... names them with the checkpoint's values and leaves it alone" || bad "  ... names them with the checkpoint's values and leaves it alone: $(cat "$T/err")"

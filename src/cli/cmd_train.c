@@ -229,7 +229,7 @@ int cmd_train(int argc, char **argv)
         {"resume", ARG_FLAG, &resume, NULL, "continue from the checkpoint", 0, 0, 0},
         {"init", ARG_STR, &init_path, "MODEL", "start a new run from this model file's network and weights (its data set and beta(1) unless given; --dropout may change)", 1, 0, 0},
         {"force", ARG_FLAG, &force, NULL, "start afresh even if the checkpoint exists (overwrites it)", 0, 0, 0},
-        {"steps", ARG_I64, &steps, "N", "total optimizer steps of the run (default 20000)", 1, 1e12, 0},
+        {"steps", ARG_I64, &steps, "N", "total optimizer steps of the run (default 20000; a resume keeps its own)", 1, 1e12, 0},
         {"batch", ARG_INT, &tc.batch, "B", "images per step (default 64)", 1, 4096, 0},
         {"lr", ARG_DOUBLE, &tc.lr, "X", "peak learning rate (default 1e-3)", 1e-8, 0.5, 0},
         {"lr-min", ARG_DOUBLE, &tc.lr_min, "X", "final learning rate of the cosine decay (default 1e-5)", 0, 0.5, 0},
@@ -416,7 +416,9 @@ int cmd_train(int argc, char **argv)
                 if (st == BFN_OK)
                     st = bfn_source_create(&train_src, kind, data_dir, BFN_SPLIT_TRAIN, run_seed, &err);
             }
-            if (st == BFN_OK)
+            /* --steps moves the end of the schedule; without it the run ends where
+             * it was going to */
+            if (st == BFN_OK && spec_seen(specs, ns, "steps"))
                 bfn_trainer_set_total_steps(tr, steps);
         }
     } else if (init_path) {
