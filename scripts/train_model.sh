@@ -16,9 +16,9 @@
 # (16/32/96/96 channels, twice the parameters at 0.7 times the speed) one to
 # replace models/twodigit.bfn.
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
-# A resumed run keeps its own recipe; --steps here sets the end of its
-# cosine learning-rate schedule (the model cards tell when it was moved),
-# and --notes the description stored in its files.
+# A resumed run keeps its own recipe and description (the notes stored in its
+# files); --steps in run=() sets the end of its cosine learning-rate schedule
+# (the model cards tell when it was moved).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-}
@@ -44,14 +44,18 @@ case "$name" in
             --base-ch 48)
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64" ;;
   mnist48-cont)
-    # the snapshot's step; the learning rate is mnist48's cosine at that step
-    g0=5316
+    # the snapshot's step counted over all its runs (images seen / 64, which
+    # `bfn info` prints); the learning rate is mnist48's cosine at that step,
+    # so each hand-over rejoins that cosine (models/mnist48.md lists them)
+    g0=13336
     lr=$(awk -v g="$g0" -v end="$mnist48_end" \
          'BEGIN { printf "%.3g", 2e-5 + (1e-3 - 2e-5) * 0.5 * (1 + cos(3.14159265358979 * (g - 500) / (end - 500))) }')
     data=mnist
-    run=(--steps $((mnist48_end - g0)) --val-every 250 --val-batches 5 --ckpt-every 250)
-    recipe=(--init models/mnist48.bfn --batch 64 --lr "$lr" --lr-min 2e-5 --warmup 250 --ema 0.999
-            --seed 2)
+    # its length is part of the recipe: a resume keeps the length its run began
+    # with, whatever g0 says now
+    run=(--val-every 250 --val-batches 5 --ckpt-every 250)
+    recipe=(--init models/mnist48.bfn --steps $((mnist48_end - g0)) --batch 64 --lr "$lr"
+            --lr-min 2e-5 --warmup 250 --ema 0.999 --seed 2)
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64; continued from its step-$g0 snapshot" ;;
   twodigit)
     run=(--steps 17000 --val-every 500 --val-batches 4 --ckpt-every 250)
@@ -75,9 +79,8 @@ esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
 mkdir -p runs
-args=(--data "$data" --ckpt "runs/$name.ckpt" --out "runs/$name.bfn" --threads "$threads" "${run[@]}"
-      --notes "$notes")
+args=(--data "$data" --ckpt "runs/$name.ckpt" --out "runs/$name.bfn" --threads "$threads" "${run[@]}")
 if [ -f "runs/$name.ckpt" ]; then
   exec nice -n 10 build/bfn train "${args[@]}" --resume
 fi
-exec nice -n 10 build/bfn train "${args[@]}" "${recipe[@]}"
+exec nice -n 10 build/bfn train "${args[@]}" "${recipe[@]}" --notes "$notes"
