@@ -26,7 +26,9 @@ shift || true
 threads=2
 [ "${1:-}" = "--threads" ] && threads=${2:?}
 data=$name
-mnist48_end=24000  # the end of the mnist48 run's cosine, kept by mnist48-cont
+# the mnist48 run's schedule (warmup, peak, cosine to lr_min at step end),
+# which mnist48-cont rejoins
+m48_warmup=500 m48_lr=1e-3 m48_lr_min=2e-5 m48_end=24000
 case "$name" in
   mnist)
     run=(--steps 42000 --val-every 250 --val-batches 5 --ckpt-every 250)
@@ -39,23 +41,24 @@ case "$name" in
     notes="28x28 default U-Net, beta1 3, batch 64; a fifth cosine decay from the step-42,000 weights" ;;
   mnist48)
     data=mnist
-    run=(--steps "$mnist48_end" --val-every 250 --val-batches 5 --ckpt-every 250)
-    recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
-            --base-ch 48)
+    run=(--steps "$m48_end" --val-every 250 --val-batches 5 --ckpt-every 250)
+    recipe=(--batch 64 --lr "$m48_lr" --lr-min "$m48_lr_min" --warmup "$m48_warmup" --beta1 3
+            --dropout 0 --ema 0.999 --base-ch 48)
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64" ;;
   mnist48-cont)
     # the snapshot's step counted over all its runs (images seen / 64, which
-    # `bfn info` prints); the learning rate is mnist48's cosine at that step,
-    # so each hand-over rejoins that cosine (models/mnist48.md lists them)
+    # `bfn info` prints); the learning rate is mnist48's cosine at that step
+    # (as bfn_train_lr_at computes it), so each hand-over rejoins that cosine
+    # (models/mnist48.md lists them)
     g0=13336
-    lr=$(awk -v g="$g0" -v end="$mnist48_end" \
-         'BEGIN { printf "%.3g", 2e-5 + (1e-3 - 2e-5) * 0.5 * (1 + cos(3.14159265358979 * (g - 500) / (end - 500))) }')
+    lr=$(awk -v g="$g0" -v w="$m48_warmup" -v hi="$m48_lr" -v lo="$m48_lr_min" -v end="$m48_end" \
+         'BEGIN { printf "%.3g", lo + (hi - lo) * 0.5 * (1 + cos(3.14159265358979 * (g - w) / (end - w))) }')
     data=mnist
     # its length is part of the recipe: a resume keeps the length its run began
     # with, whatever g0 says now
     run=(--val-every 250 --val-batches 5 --ckpt-every 250)
-    recipe=(--init models/mnist48.bfn --steps $((mnist48_end - g0)) --batch 64 --lr "$lr"
-            --lr-min 2e-5 --warmup 250 --ema 0.999 --seed 2)
+    recipe=(--init models/mnist48.bfn --steps $((m48_end - g0)) --batch 64 --lr "$lr"
+            --lr-min "$m48_lr_min" --warmup 250 --ema 0.999 --seed 2)
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64; continued from its step-$g0 snapshot" ;;
   twodigit)
     run=(--steps 17000 --val-every 500 --val-batches 4 --ckpt-every 250)
