@@ -7,13 +7,15 @@
 # --init; the shipped one started from the step-42,000 file, see the card).
 # twodigit-more likewise is the fourth cosine decay behind models/twodigit.bfn,
 # from runs/twodigit.bfn (the shipped run started from the step-17,000 file).
-# mnist48 is a wider MNIST U-Net (base 48 channels) trained from scratch, a
-# candidate to replace models/mnist.bfn (see models/mnist48.md). Its checkpoint
-# lives in runs/, which a new machine does not have: mnist48-cont carries the
-# run on from the snapshot committed as models/mnist48.bfn (bfn train --init,
-# a fresh AdamW state, learning rate where the cosine had got to, ending at the
-# same total step; the card records each hand-over). twodigit-wide
-# (16/32/96/96 channels, twice the parameters at 0.7 times the speed) one to
+# mnist48 and mnist48-cont are the two runs behind models/mnist48.bfn, a wider
+# MNIST U-Net (base 48 channels; models/mnist48.md): run 1 from scratch, stopped
+# with Ctrl-C at step 5,316 (runs/mnist48.bfn then holds its weights), and run 2,
+# a new run from those weights (bfn train --init: a fresh AdamW state, seed 2)
+# that rejoins run 1's cosine where it had got to. Run 2 began with its cosine
+# ending at global step 24,000; at its own step 8,444 the end was moved to global
+# step 20,000 (Ctrl-C, then the same bfn train arguments with --resume --steps
+# 14684), and it ran to that end. twodigit-wide
+# (16/32/96/96 channels, twice the parameters at 0.7 times the speed) is one to
 # replace models/twodigit.bfn.
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
 # A resumed run keeps its own recipe and description (the notes stored in its
@@ -26,8 +28,8 @@ shift || true
 threads=2
 [ "${1:-}" = "--threads" ] && threads=${2:?}
 data=$name
-# the mnist48 run's schedule (warmup, peak, cosine to lr_min at step end),
-# which mnist48-cont rejoins
+# the schedule run 1 of mnist48 followed (warmup, peak, cosine to lr_min at
+# step end), which mnist48-cont rejoins
 m48_warmup=500 m48_lr=1e-3 m48_lr_min=2e-5 m48_end=24000
 case "$name" in
   mnist)
@@ -46,18 +48,17 @@ case "$name" in
             --dropout 0 --ema 0.999 --base-ch 48)
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64" ;;
   mnist48-cont)
-    # the snapshot's step counted over all its runs (images seen / 64, which
-    # `bfn info` prints); the learning rate is mnist48's cosine at that step
-    # (as bfn_train_lr_at computes it), so each hand-over rejoins that cosine
-    # (models/mnist48.md lists them)
-    g0=13336
+    # g0: the global step of run 1's weights (images seen / 64, as `bfn info`
+    # prints); the learning rate is mnist48's cosine at that step (as
+    # bfn_train_lr_at computes it)
+    g0=5316
     lr=$(awk -v g="$g0" -v w="$m48_warmup" -v hi="$m48_lr" -v lo="$m48_lr_min" -v end="$m48_end" \
          'BEGIN { printf "%.3g", lo + (hi - lo) * 0.5 * (1 + cos(3.14159265358979 * (g - w) / (end - w))) }')
     data=mnist
     # its length is part of the recipe: a resume keeps the length its run began
-    # with, whatever g0 says now
+    # with (or the one --resume --steps gives it)
     run=(--val-every 250 --val-batches 5 --ckpt-every 250)
-    recipe=(--init models/mnist48.bfn --steps $((m48_end - g0)) --batch 64 --lr "$lr"
+    recipe=(--init runs/mnist48.bfn --steps $((m48_end - g0)) --batch 64 --lr "$lr"
             --lr-min "$m48_lr_min" --warmup 250 --ema 0.999 --seed 2)
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64; continued from its step-$g0 snapshot" ;;
   twodigit)
