@@ -291,11 +291,11 @@ void viz_legend_view(viz_app *a, SDL_Rect r)
             viz_fmt(val, sizeof val, "%s = %.4f", a->view == VIZ_VIEW_P ? "p_O(on)" : "θ_on", real);
         viz_ui_text(ui, VIZ_FONT_NORMAL, vx, r.y + pad / 2, ui->th.text, val);
         int y2 = r.y + pad / 2 + viz_ui_line_height(ui, VIZ_FONT_NORMAL);
-        /* the longest hint that fits beside the colour bar */
+        /* the longest hint that fits beside the colour bar ("pinned" alone would read
+         * as if this pixel were the pinned one) */
         static const char *const hints[2][3] = {
             {" · click to pin the inspector", " · click pins it", ""},
-            {" · inspector pinned (right click frees it)", " · pinned (right click frees it)",
-             " · pinned"}};
+            {" · inspector pinned (right click frees it)", " · inspector pinned", ""}};
         char cell[64];
         viz_fmt(cell, sizeof cell, "cell %d · pixel (x %d, y %d)", a->hover_cell, a->hover_x,
                 a->hover_y);
