@@ -8,15 +8,11 @@
 # twodigit-more likewise is the fourth cosine decay behind models/twodigit.bfn,
 # from runs/twodigit.bfn (the shipped run started from the step-17,000 file).
 # mnist48 and mnist48-cont are the two runs behind models/mnist48.bfn, a wider
-# MNIST U-Net (base 48 channels; models/mnist48.md): run 1 from scratch, stopped
-# with Ctrl-C at step 5,316 (runs/mnist48.bfn then holds its weights), and run 2,
-# a new run from those weights (bfn train --init: a fresh AdamW state, seed 2)
-# that rejoins run 1's cosine where it had got to. Run 2 began with its cosine
-# ending at global step 24,000; at its own step 8,444 the end was moved to global
-# step 20,000 (Ctrl-C, then the same bfn train arguments with --resume --steps
-# 14684), and it ran to that end. twodigit-wide
-# (16/32/96/96 channels, twice the parameters at 0.7 times the speed) is one to
-# replace models/twodigit.bfn.
+# MNIST U-Net (base 48 channels): run 1 from scratch, run 2 a new run from run
+# 1's weights (bfn train --init) that rejoins run 1's cosine; models/mnist48.md
+# tells where each was stopped and how the schedule's end was moved.
+# twodigit-wide (16/32/96/96 channels, twice the parameters at 0.7 times the
+# speed) is one to replace models/twodigit.bfn.
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
 # A resumed run keeps its own recipe and description (the notes stored in its
 # files); --steps in run=() sets the end of its cosine learning-rate schedule
