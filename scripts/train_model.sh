@@ -5,14 +5,16 @@
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
-# twodigit-more likewise is the fourth cosine decay behind models/twodigit.bfn,
-# from runs/twodigit.bfn (the shipped run started from the step-17,000 file).
+# twodigit and twodigit-more are the two runs behind the earlier two-digit
+# model (16/32/64/64 channels, `git show 3915b0b:models/twodigit.bfn`):
+# twodigit-more its fourth cosine decay, from runs/twodigit.bfn (that model's
+# run started from the step-17,000 file).
 # mnist48 and mnist48-cont are the two runs behind models/mnist48.bfn, a wider
 # MNIST U-Net (base 48 channels): run 1 from scratch, run 2 a new run from run
 # 1's weights (bfn train --init) that rejoins run 1's cosine; models/mnist48.md
 # tells where each was stopped and how the schedule's end was moved.
 # twodigit-wide (16/32/96/96 channels, twice the parameters at 0.7 times the
-# speed) is one to replace models/twodigit.bfn.
+# speed) is the run behind models/twodigit.bfn (models/twodigit.md).
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
 # A resumed run keeps its own recipe and description (the notes stored in its
 # files); --steps in run=() sets the end of its cosine learning-rate schedule
