@@ -29,6 +29,9 @@ data=$name
 # the schedule run 1 of mnist48 followed (warmup, peak, cosine to lr_min at
 # step end), which mnist48-cont rejoins
 m48_warmup=500 m48_lr=1e-3 m48_lr_min=2e-5 m48_end=24000
+# the recipe both two-digit networks trained from scratch with (each adds its widths)
+td_recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
+           --base-ch 16)
 case "$name" in
   mnist)
     run=(--steps 42000 --val-every 250 --val-batches 5 --ckpt-every 250)
@@ -61,8 +64,7 @@ case "$name" in
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64; continued from its step-$g0 snapshot" ;;
   twodigit)
     run=(--steps 17000 --val-every 500 --val-batches 4 --ckpt-every 250)
-    recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
-            --base-ch 16 --mult 1,2,4,4)
+    recipe=("${td_recipe[@]}" --mult 1,2,4,4)
     notes="64x64 two-digit U-Net 16/32/64/64, attention at 8x8, beta1 3, batch 32" ;;
   twodigit-more)
     data=twodigit
@@ -73,8 +75,7 @@ case "$name" in
   twodigit-wide)
     data=twodigit
     run=(--steps 24000 --val-every 500 --val-batches 4 --ckpt-every 250)
-    recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
-            --base-ch 16 --mult 1,2,6,6)
+    recipe=("${td_recipe[@]}" --mult 1,2,6,6)
     notes="64x64 two-digit U-Net 16/32/96/96, attention at 8x8, beta1 3, batch 32" ;;
   *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide [--threads N]" >&2; exit 2 ;;
 esac
