@@ -4,7 +4,7 @@
  * batch 1, 16 and 64, sampling steps/s, and the peak resident memory.
  * Prints figures; asserts nothing.
  *   bench_engine [--batch B] [--seconds S] [--threads T] [--base-ch C]
- *                [--n-res N] [--attn 0|1] [--only sgemm|train|forward|sample]
+ *                [--n-res N] [--attn N] [--only sgemm|train|forward|sample]
  * Each timing repeats the operation for the given time and reports the
  * mean and the best repetition: on a machine shared with other jobs the
  * best is the closer estimate of the machine's own speed. */
@@ -135,7 +135,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i += 2) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: bench_engine [--batch B] [--seconds S] [--threads T] [--base-ch C]\n"
-                   "                    [--n-res N] [--attn 0|1] [--only sgemm|train|forward|sample]\n");
+                   "                    [--n-res N] [--attn N] [--only sgemm|train|forward|sample]\n");
             return 0;
         }
         if (i + 1 >= argc) {
@@ -194,7 +194,7 @@ int main(int argc, char **argv)
     if (n_res >= 0)
         cfg.n_res = n_res;
     if (attn >= 0)
-        cfg.attn_lowest = attn;
+        cfg.attn_levels = attn;
     bfn_net *net;
     if (bfn_net_create(&net, &cfg, batch, &err) != BFN_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
     bfn_net_init_params(net, 1);
     double fl = bfn_net_flops_per_image(net);
     printf("model: 28x28 base %d n_res %d attn %d, %zu parameters, %.1f M multiply-adds per image "
-           "forward\n", cfg.base_ch, cfg.n_res, cfg.attn_lowest, bfn_net_param_count(net), fl / 1e6);
+           "forward\n", cfg.base_ch, cfg.n_res, cfg.attn_levels, bfn_net_param_count(net), fl / 1e6);
 
     timing t;
     train_ctx trc = {.D = 28 * 28};

@@ -738,6 +738,15 @@ static void test_format_info_lists_header_notes_and_sections(void)
     CHECK_NEAR(n, bfn_model_format_info(NULL, 0, &m, &s), 0, "length query with NULL buffer");
     size_t n3 = bfn_model_format_info(buf, sizeof buf, &m, NULL);
     CHECK(n3 < n && strstr(buf, "section:") == NULL, "no section lines without sections");
+    /* the attention line for each number of levels with attention */
+    const char *attn_want[] = {"attention:    none\n", "attention:    middle and lowest level, heads",
+                               "attention:    middle and lowest 2 levels, heads"};
+    for (int a = 0; a < 3; a++) {
+        m.config.attn_levels = a;
+        bfn_model_format_info(buf, sizeof buf, &m, NULL);
+        CHECK(strstr(buf, attn_want[a]) != NULL, "attn_levels %d: info contains \"%s\"", a,
+              attn_want[a]);
+    }
     bfn_model_sections_free(&s);
 }
 

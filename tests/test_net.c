@@ -201,13 +201,14 @@ static void test_net_gradients_match_finite_differences_K3(void)
 
 /* Corners of the config space: no residual blocks on the way down, no
  * attention, narrowing widths, non-square images, one group; a single
- * level with attention at full resolution; and 64 channels on small images. */
+ * level with attention at full resolution; 64 channels on small images;
+ * attention in two levels. */
 static void test_net_gradients_for_unusual_configs(void)
 {
     bfn_net_config a = fixture_tiny_config(4, 0.2f);
     a.W = 12;
     a.n_res = 0;
-    a.attn_lowest = 0;
+    a.attn_levels = 0;
     a.base_ch = 4;
     a.ch_mult[0] = 2;
     a.ch_mult[1] = 1;
@@ -229,8 +230,12 @@ static void test_net_gradients_for_unusual_configs(void)
     v.base_ch = 64;
     v.ch_mult[0] = 1;
     v.n_res = 0;
-    v.attn_lowest = 0;
+    v.attn_levels = 0;
     net_gradcheck(&v, 1, 4);
+    /* attention in both levels (8×8 and 4×4) */
+    bfn_net_config w = fixture_tiny_config(2, 0.0f);
+    w.attn_levels = 2;
+    net_gradcheck(&w, 1, 2);
 }
 
 /* ---- behaviour ---- */
@@ -319,8 +324,9 @@ static void test_net_bits_independent_of_threads_and_batch(void)
     bfn_net_destroy(net);
 }
 
-/* The same logits on every CPU: nets of three shapes (the default 28x28,
- * base 48 with its 48- and 96-channel layers, the 64x64 two-digit shape)
+/* The same logits on every CPU: nets of four shapes (the default 28x28,
+ * base 48 with its 48- and 96-channel layers, the 64x64 two-digit shape, and
+ * a 64x64 one with attention over the 256 positions of 16x16 too)
  * created and run with the AVX-512 kernels and again with the AVX2 ones
  * (phase convs, attention products and linear layers included) give the
  * same bits, whatever OpenBLAS's own kernels. Without AVX2 the engine falls
@@ -333,15 +339,17 @@ static void test_net_same_bits_with_avx2_and_avx512_kernels(void)
         return;
     }
     struct {
-        int H, W, base, mult[4], levels;
-    } shapes[3] = {{28, 28, 32, {1, 2, 2}, 3}, {28, 28, 48, {1, 2, 2}, 3}, {64, 64, 16, {1, 2, 4, 4}, 4}};
-    for (int c = 0; c < 3; c++) {
+        int H, W, base, mult[4], levels, attn;
+    } shapes[4] = {{28, 28, 32, {1, 2, 2}, 3, 1}, {28, 28, 48, {1, 2, 2}, 3, 1},
+                   {64, 64, 16, {1, 2, 4, 4}, 4, 1}, {64, 64, 16, {1, 2, 6, 6}, 4, 2}};
+    for (int c = 0; c < 4; c++) {
         bfn_net_config cfg = bfn_net_config_default(2, shapes[c].H, shapes[c].W);
         cfg.base_ch = shapes[c].base;
         cfg.n_levels = shapes[c].levels;
         for (int l = 0; l < cfg.n_levels; l++)
             cfg.ch_mult[l] = shapes[c].mult[l];
         cfg.n_res = 1;
+        cfg.attn_levels = shapes[c].attn;
         int B = 5, hw = cfg.H * cfg.W;
         size_t nx = (size_t)B * hw;
         float *x = malloc(sizeof(float) * nx), *t = malloc(sizeof(float) * B), *lg[3];
@@ -363,9 +371,9 @@ static void test_net_same_bits_with_avx2_and_avx512_kernels(void)
             worst = fmax(worst, fabs(lg[0][i] - lg[2][i]));
             scale = fmax(scale, fabs(lg[0][i]));
         }
-        printf("  %dx%d base %d: %s vs AVX2 kernels: %d of %zu logits differ; BLAS fallback: max "
-               "|difference| %.3g (logit scale %.3g)\n",
-               cfg.H, cfg.W, cfg.base_ch, best == BFN_CONVK_AVX512 ? "AVX-512" : "AVX2", differ,
+        printf("  %dx%d base %d, attn_levels %d: %s vs AVX2 kernels: %d of %zu logits "
+               "differ; BLAS fallback: max |difference| %.3g (logit scale %.3g)\n",
+               cfg.H, cfg.W, cfg.base_ch, cfg.attn_levels, best == BFN_CONVK_AVX512 ? "AVX-512" : "AVX2", differ,
                nx, worst, scale);
         CHECK(differ == 0, "%dx%d base %d: %d of %zu logits differ between the kernel sets",
               cfg.H, cfg.W, cfg.base_ch, differ, nx);
@@ -382,19 +390,21 @@ static void test_net_same_bits_with_avx2_and_avx512_kernels(void)
  * need tens of GB is counted without allocating it. */
 static void test_net_config_param_count_matches_created_nets(void)
 {
-    bfn_net_config cfgs[6];
+    bfn_net_config cfgs[7];
     cfgs[0] = bfn_net_config_default(2, 28, 28);
     cfgs[1] = bfn_net_config_default(3, 64, 64);
     cfgs[2] = fixture_tiny_config(2, 0.0f);
     cfgs[3] = fixture_tiny_config(4, 0.1f);
-    cfgs[3].attn_lowest = 0;
+    cfgs[3].attn_levels = 0;
     cfgs[4] = fixture_tiny_config(2, 0.1f);
     cfgs[4].n_res = 0;
     cfgs[4].n_levels = 1;
     cfgs[5] = fixture_tiny_config(3, 0.1f);
     cfgs[5].ch_mult[1] = 3;
     cfgs[5].n_res = 2;
-    for (int i = 0; i < 6; i++) {
+    cfgs[6] = bfn_net_config_default(2, 64, 64);
+    cfgs[6].attn_levels = 2;
+    for (int i = 0; i < 7; i++) {
         size_t count = 0;
         bfn_err err = {0};
         bfn_err_clear(&err);
@@ -647,6 +657,39 @@ static void test_net_tensors_tile_the_param_array(void)
     }
 }
 
+/* Attention blocks sit after every residual block of the lowest attn_levels
+ * levels, down and up, and in the middle: 3 levels, 2 blocks down and 3 up. */
+static void test_net_attention_sits_in_the_lowest_attn_levels(void)
+{
+    for (int a = 0; a <= 3; a++) {
+        bfn_net_config cfg = bfn_net_config_default(2, 28, 28);
+        cfg.attn_levels = a;
+        bfn_net *net = make_net(&cfg, 1);
+        int per_level[3] = {0}, mid = 0, other = 0, n = bfn_net_tensor_count(net);
+        for (int i = 0; i < n; i++) {
+            const char *name = bfn_net_tensor(net, i)->name;
+            int l = -1, r = -1;
+            char dir[8];
+            if (!strstr(name, ".attn") || !strstr(name, ".qkv.weight"))
+                continue;
+            if (!strcmp(name, "mid.attn.qkv.weight"))
+                mid++;
+            else if (sscanf(name, "%7[a-z].%d.attn.%d.", dir, &l, &r) == 3 && l >= 0 && l < 3)
+                per_level[l]++;
+            else
+                other++;
+        }
+        for (int l = 0; l < 3; l++) {
+            int want = l >= 3 - a ? 2 + 3 : 0;
+            CHECK(per_level[l] == want, "attn_levels %d: level %d has %d attention blocks, want %d",
+                  a, l, per_level[l], want);
+        }
+        CHECK(mid == (a > 0), "attn_levels %d: %d in the middle", a, mid);
+        CHECK(other == 0, "attn_levels %d: %d attention tensors elsewhere", a, other);
+        bfn_net_destroy(net);
+    }
+}
+
 static void test_net_init_is_deterministic_in_seed(void)
 {
     bfn_net_config cfg = fixture_tiny_config(2, 0.2f);
@@ -869,7 +912,10 @@ static void e_nres(bfn_net_config *c) { c->n_res = -1; }
 static void e_temb(bfn_net_config *c) { c->temb_dim = 7; }
 static void e_drop(bfn_net_config *c) { c->dropout = 1.0f; }
 static void e_drop_nan(bfn_net_config *c) { c->dropout = NAN; }
-static void e_attn(bfn_net_config *c) { c->attn_lowest = 2; }
+static void e_attn(bfn_net_config *c) { c->attn_levels = 4; } /* 3 levels */
+static void e_attn_neg(bfn_net_config *c) { c->attn_levels = -1; }
+/* 64 heads divide the widths of levels 1 and 2 (64) but not level 0's (32) */
+static void e_heads_lvl(bfn_net_config *c) { c->attn_levels = 3; c->n_heads = 64; }
 
 static void test_net_rejects_bad_configs_naming_the_field(void)
 {
@@ -877,7 +923,8 @@ static void test_net_rejects_bad_configs_naming_the_field(void)
         {"K", e_k},           {"H", e_h},           {"W", e_w},         {"H", e_big},
         {"n_levels", e_levels}, {"n_levels", e_levels0}, {"base_ch", e_base}, {"groups", e_groups},
         {"ch_mult[1]", e_mult}, {"n_heads", e_heads}, {"n_res", e_nres},
-        {"temb_dim", e_temb}, {"dropout", e_drop},  {"dropout", e_drop_nan}, {"attn_lowest", e_attn},
+        {"temb_dim", e_temb}, {"dropout", e_drop},  {"dropout", e_drop_nan}, {"attn_levels", e_attn},
+        {"attn_levels", e_attn_neg}, {"n_heads", e_heads_lvl},
     };
     bfn_net_config good = bfn_net_config_default(2, 28, 28);
     CHECK(bfn_net_config_check(&good, NULL) == BFN_OK, "default config is valid");
@@ -924,6 +971,7 @@ int main(void)
     RUN(test_net_nets_in_two_threads_at_once_match_serial_bits);
     RUN(test_net_initial_logits_are_zero_and_only_out_conv_learns_first);
     RUN(test_net_tensors_tile_the_param_array);
+    RUN(test_net_attention_sits_in_the_lowest_attn_levels);
     RUN(test_net_init_is_deterministic_in_seed);
     RUN(test_net_dropout_changes_outputs_only_in_training);
     RUN(test_net_inference_upsampling_convs_match_training_pass);

@@ -14,7 +14,9 @@
  * last level) → middle: res block, self-attention, res block at the lowest
  * resolution → up path mirroring it with skip concatenation, nearest ×2
  * upsampling + conv3x3 → GroupNorm, SiLU, conv3x3 out (zero-init).
- * Self-attention runs also inside the lowest level when attn_lowest is set.
+ * Self-attention runs after each residual block of the lowest attn_levels
+ * levels (1: the lowest only, as in DDPM at 7×7 or 8×8; 2: also the level
+ * above it, e.g. 14×14 or 16×16) and in the middle when attn_levels >= 1.
  *
  * All memory (parameters, gradients, activations saved for backward,
  * workspaces) is allocated once by bfn_net_create for up to max_batch images;
@@ -35,9 +37,10 @@ typedef struct {
     int n_levels;   /* resolutions, e.g. 3 for 28→14→7 */
     int ch_mult[BFN_NET_MAX_LEVELS]; /* width of level l = base_ch * ch_mult[l] */
     int n_res;      /* residual blocks per level on the way down (up: n_res + 1) */
-    int attn_lowest;/* 1: self-attention at the lowest resolution (after each
-                       block of the lowest level and in the middle); 0: none */
-    int n_heads;    /* attention heads (channels at lowest level divisible by it) */
+    int attn_levels;/* self-attention after each block of the lowest this many
+                       levels and in the middle; 0: none, 1: lowest level only */
+    int n_heads;    /* attention heads (divides the width of every level with
+                       attention) */
     int temb_dim;   /* time-embedding width (sinusoidal part and MLP output) */
     int groups;     /* GroupNorm groups (every width divisible by it) */
     float dropout;  /* dropout probability in residual blocks, training only */

@@ -150,7 +150,7 @@ static int resume_conflicts(const arg_spec *specs, int ns, const bfn_train_confi
         {"base-ch", given_net->base_ch, nc->base_ch},
         {"n-res", given_net->n_res, nc->n_res},
         {"heads", given_net->n_heads, nc->n_heads},
-        {"attn", given_net->attn_lowest, nc->attn_lowest},
+        {"attn", given_net->attn_levels, nc->attn_levels},
         {"temb", given_net->temb_dim, nc->temb_dim},
         {"groups", given_net->groups, nc->groups},
         {"dropout", (float)dropout, nc->dropout},
@@ -243,7 +243,7 @@ int cmd_train(int argc, char **argv)
         {"mult", ARG_STR, &mult, "LIST", "channel multipliers per level, e.g. 1,2,2", 1, 0, 0},
         {"n-res", ARG_INT, &n_res, "N", "residual blocks per level", 0, 8, 0},
         {"heads", ARG_INT, &heads, "N", "attention heads", 1, 64, 0},
-        {"attn", ARG_INT, &attn, "0|1", "self-attention at the lowest resolution", 0, 1, 0},
+        {"attn", ARG_INT, &attn, "N", "self-attention in the lowest N levels (default 1: the lowest only; 0: none)", 0, BFN_NET_MAX_LEVELS, 0},
         {"temb", ARG_INT, &temb, "N", "time-embedding width", 4, 2048, 0},
         {"groups", ARG_INT, &groups, "N", "GroupNorm groups", 1, 512, 0},
         {"dropout", ARG_DOUBLE, &dropout, "P", "dropout probability", 0, 0.95, 0},
@@ -382,7 +382,7 @@ int cmd_train(int argc, char **argv)
                 st = bfn_err_set(&err, BFN_ERR_FORMAT, "%s was trained on data set '%.32s', "
                                  "which this build does not know", ckpt, meta.dataset);
             bfn_net_config given_net = {.base_ch = base_ch, .n_res = n_res, .n_heads = heads,
-                                        .attn_lowest = attn, .temb_dim = temb, .groups = groups};
+                                        .attn_levels = attn, .temb_dim = temb, .groups = groups};
             char diff[600];
             if (st == BFN_OK &&
                 resume_conflicts(specs, ns, &tc, warmup, &given_net, mult, dropout,
@@ -439,7 +439,7 @@ int cmd_train(int argc, char **argv)
         if (heads) nc.n_heads = heads;
         if (temb) nc.temb_dim = temb;
         if (groups) nc.groups = groups;
-        if (attn >= 0) nc.attn_lowest = attn;
+        if (attn >= 0) nc.attn_levels = attn;
         if (dropout >= 0) nc.dropout = (float)dropout;
         if (mult && parse_mult(mult, &nc) != 0) {
             fprintf(stderr, "bfn train: --mult expects a comma list of 1..%d integers 1..16, got '%s'\n",

@@ -9,7 +9,7 @@
  *   8      4     u32 format version (1)
  *   12     4     u32 flags, 0 (a reader must refuse flags it does not know)
  *   16     64    architecture config, field by field: i32 K, H, W, base_ch,
- *                n_levels, ch_mult[0..4], n_res, attn_lowest, n_heads,
+ *                n_levels, ch_mult[0..4], n_res, attn_levels, n_heads,
  *                temb_dim, groups; f32 dropout
  *   80     12    i32 K, H, W of the data (must equal the config's)
  *   92     4     u32 reserved, 0
@@ -434,7 +434,7 @@ static uint8_t *encode_header(const bfn_model_meta *m, const bfn_model_section *
     for (int l = 0; l < CONFIG_LEVELS; l++)
         put_i32(q, c->ch_mult[l]), q += 4;
     put_i32(q, c->n_res), q += 4;
-    put_i32(q, c->attn_lowest), q += 4;
+    put_i32(q, c->attn_levels), q += 4;
     put_i32(q, c->n_heads), q += 4;
     put_i32(q, c->temb_dim), q += 4;
     put_i32(q, c->groups), q += 4;
@@ -853,7 +853,7 @@ static bfn_status decode_meta(const char *path, const uint8_t *p, const model_la
     for (int l = 0; l < CONFIG_LEVELS; l++)
         c->ch_mult[l] = get_i32(q), q += 4;
     c->n_res = get_i32(q), q += 4;
-    c->attn_lowest = get_i32(q), q += 4;
+    c->attn_levels = get_i32(q), q += 4;
     c->n_heads = get_i32(q), q += 4;
     c->temb_dim = get_i32(q), q += 4;
     c->groups = get_i32(q), q += 4;
@@ -1196,8 +1196,13 @@ size_t bfn_model_format_info(char *buf, size_t cap, const bfn_model_meta *meta,
         out_printf(&o, "%s%d", l ? "," : " ", c->ch_mult[l]);
     out_printf(&o, " (%d levels)\n", c->n_levels);
     out_printf(&o, "res blocks:   %d per level\n", c->n_res);
-    out_printf(&o, "attention:    %s, heads %d\n",
-               c->attn_lowest ? "middle and lowest level" : "middle only", c->n_heads);
+    if (c->attn_levels <= 0)
+        out_printf(&o, "attention:    none\n");
+    else if (c->attn_levels == 1)
+        out_printf(&o, "attention:    middle and lowest level, heads %d\n", c->n_heads);
+    else
+        out_printf(&o, "attention:    middle and lowest %d levels, heads %d\n", c->attn_levels,
+                   c->n_heads);
     out_printf(&o, "time embed:   %d\n", c->temb_dim);
     out_printf(&o, "groupnorm:    %d groups\n", c->groups);
     out_printf(&o, "dropout:      %g\n", c->dropout);

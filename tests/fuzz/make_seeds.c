@@ -149,7 +149,7 @@ static bfn_net_config tiny_config(int K)
     c.n_levels = 1;
     c.ch_mult[0] = 1;
     c.n_res = 0;
-    c.attn_lowest = 0;
+    c.attn_levels = 0;
     c.n_heads = 1;
     c.temb_dim = 4;
     c.groups = 1;
@@ -163,7 +163,7 @@ static bfn_net_config attn_config(void)
     c.H = c.W = 8;
     c.n_levels = 2;
     c.ch_mult[1] = 2;
-    c.attn_lowest = 1;
+    c.attn_levels = 1;
     c.n_heads = 2;
     c.dropout = 0.1f;
     return c;

@@ -11,7 +11,7 @@ build/bench_engine does, with the same options and the same printed lines.
 The random numbers here come from PyTorch's generator (crng.py's exact
 replay of the engine's streams is for reproducing runs, not for speed).
 
-usage: bench.py [--batch 64] [--seconds 5] [--threads 2] [--base-ch C] [--n-res N] [--attn 0|1]
+usage: bench.py [--batch 64] [--seconds 5] [--threads 2] [--base-ch C] [--n-res N] [--attn N]
 """
 import argparse
 import os
@@ -47,7 +47,7 @@ def main():
     if a.n_res >= 0:
         cfg.n_res = a.n_res
     if a.attn >= 0:
-        cfg.attn_lowest = a.attn
+        cfg.attn_levels = a.attn
     model = UNet(cfg, seed=1)
     print(f"model: 28x28 base {cfg.base_ch} n_res {cfg.n_res}, {model.param_count()} parameters")
 

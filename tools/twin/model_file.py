@@ -84,7 +84,7 @@ def encode(mf):
     head[0:8] = MAGIC
     struct.pack_into("<II", head, 8, FORMAT_VERSION, 0)
     struct.pack_into("<15if", head, 16, c.K, c.H, c.W, c.base_ch, c.n_levels, *mult[:5], c.n_res,
-                     c.attn_lowest, c.n_heads, c.temb_dim, c.groups, c.dropout)
+                     c.attn_levels, c.n_heads, c.temb_dim, c.groups, c.dropout)
     struct.pack_into("<3iI", head, 80, c.K, c.H, c.W, 0)
     struct.pack_into("<d", head, 96, mf.beta1)
     head[104:104 + len(ds)] = ds
@@ -144,7 +144,7 @@ def decode(data, path="(model)"):
     need(flags == 0, f"unknown header flags {flags:#x}")
     v = struct.unpack_from("<15if", data, 16)
     cfg = NetConfig(K=v[0], H=v[1], W=v[2], base_ch=v[3], n_levels=v[4], ch_mult=list(v[5:10]),
-                    n_res=v[10], attn_lowest=v[11], n_heads=v[12], temb_dim=v[13], groups=v[14],
+                    n_res=v[10], attn_levels=v[11], n_heads=v[12], temb_dim=v[13], groups=v[14],
                     dropout=float(np.float32(v[15])))
     k2, h2, w2, reserved = struct.unpack_from("<3iI", data, 80)
     need((k2, h2, w2) == (cfg.K, cfg.H, cfg.W), "data K/H/W disagree with the config")

@@ -14,7 +14,7 @@
     logits, gradients and AdamW steps equal the twin's within the golden
     test's tolerances.
 
-usage: /usr/bin/python3 tools/twin/test_roundtrip.py [--build build] [--data-dir data/mnist]
+usage: /usr/bin/python3 tools/twin/test_roundtrip.py [--build build] [--data-dir data/mnist] [--attn N]
 Exits 0 when every check passed, 1 otherwise; prints SKIP and exits 0 when
 PyTorch, the build or the MNIST files are missing.
 """
@@ -76,6 +76,8 @@ def main():
     ap.add_argument("--data-dir", default="data/mnist")
     ap.add_argument("--nproc", type=int, default=2, help="DDP processes (default 2)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--attn", type=int, default=1,
+                    help="attention levels of the small network (default 1: the lowest only)")
     a = ap.parse_args()
     try:
         import numpy as np
@@ -97,7 +99,7 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="bfn-twin-")
     P = lambda name: os.path.join(tmp, name)  # noqa: E731
-    common = FLAGS + ["--data-dir", a.data_dir, "--quiet"]
+    common = FLAGS + ["--attn", str(a.attn), "--data-dir", a.data_dir, "--quiet"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     # Debian's torchrun (torch 1.13, Python 3.11) fails on its default
     # --redirects/--tee values; "1" avoids the broken code path.

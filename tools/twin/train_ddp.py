@@ -71,7 +71,7 @@ def parse_args(argv=None):
     a("--mult", default=None, help="channel multipliers per level, e.g. 1,2,2")
     a("--n-res", type=int, default=-1, help="residual blocks per level")
     a("--heads", type=int, default=0, help="attention heads")
-    a("--attn", type=int, default=-1, help="self-attention at the lowest resolution (0|1)")
+    a("--attn", type=int, default=-1, help="self-attention in the lowest N levels (1: the lowest only, 0: none)")
     a("--temb", type=int, default=0, help="time-embedding width")
     a("--groups", type=int, default=0, help="GroupNorm groups")
     a("--dropout", type=float, default=-1, help="dropout probability")
@@ -101,7 +101,7 @@ def resume_conflicts(args, tc, cfg, dataset):
              ("weight-decay", args.weight_decay, tc.weight_decay), ("clip", args.clip, tc.clip),
              ("ema", args.ema, tc.ema_decay), ("seed", args.seed, tc.seed),
              ("base-ch", args.base_ch, cfg.base_ch), ("n-res", args.n_res, cfg.n_res),
-             ("heads", args.heads, cfg.n_heads), ("attn", args.attn, cfg.attn_lowest),
+             ("heads", args.heads, cfg.n_heads), ("attn", args.attn, cfg.attn_levels),
              ("temb", args.temb, cfg.temb_dim), ("groups", args.groups, cfg.groups),
              ("dropout", args.dropout, cfg.dropout), ("mult", args.mult, mult)]
     return [f"--{k} {g:g} (checkpoint: {c:g})" if isinstance(g, float) else
@@ -151,7 +151,7 @@ def net_config(args, H, W):
     if args.groups:
         c.groups = args.groups
     if args.attn >= 0:
-        c.attn_lowest = args.attn
+        c.attn_levels = args.attn
     if args.dropout >= 0:
         c.dropout = args.dropout
     if args.mult:

@@ -33,7 +33,7 @@ class NetConfig:
     n_levels: int = 3
     ch_mult: list = field(default_factory=lambda: [1, 2, 2, 2, 2])
     n_res: int = 2
-    attn_lowest: int = 1
+    attn_levels: int = 1
     n_heads: int = 4
     temb_dim: int = 128
     groups: int = 8
@@ -73,8 +73,11 @@ class NetConfig:
         for level in range(self.n_levels):
             if self.width(level) % self.groups:
                 problems.append(f"width {self.width(level)} not divisible by groups {self.groups}")
-        if self.attn_lowest and self.width(self.n_levels - 1) % self.n_heads:
-            problems.append(f"n_heads {self.n_heads} does not divide the lowest width")
+        if not 0 <= self.attn_levels <= self.n_levels:
+            problems.append(f"attn_levels = {self.attn_levels} not in [0, n_levels]")
+        for level in range(self.n_levels - self.attn_levels, self.n_levels):
+            if self.width(level) % self.n_heads:
+                problems.append(f"n_heads {self.n_heads} does not divide the width of level {level}")
         if self.temb_dim < 4 or self.temb_dim % 2:
             problems.append(f"temb_dim = {self.temb_dim} must be even and >= 4")
         if not 0.0 <= self.dropout < 1.0:
@@ -157,7 +160,7 @@ def walk(cfg):
     ("conv", name, cin, cout, stride), ("res", name, cin, cout),
     ("attn", name, C), ("push",), ("pop",) (concat with the last skip),
     ("up",) (nearest 2x), ("head", name, C)."""
-    L, attn_on = cfg.n_levels, cfg.attn_lowest
+    L, attn_from = cfg.n_levels, cfg.n_levels - cfg.attn_levels
     steps = []
     ch = cfg.base_ch
     steps.append(("conv", "conv_in", cfg.in_ch + 1, ch, 1))
@@ -169,7 +172,7 @@ def walk(cfg):
         for r in range(cfg.n_res):
             steps.append(("res", f"down.{level}.res.{r}", cur, ch))
             cur = ch
-            if attn_on and level == L - 1:
+            if level >= attn_from:
                 steps.append(("attn", f"down.{level}.attn.{r}", cur))
             steps.append(("push",))
             skip_ch.append(cur)
@@ -180,7 +183,7 @@ def walk(cfg):
     low = cfg.width(L - 1)
     steps.append(("res", "mid.res.0", cur, low))
     cur = low
-    if attn_on:
+    if cfg.attn_levels:
         steps.append(("attn", "mid.attn", cur))
     steps.append(("res", "mid.res.1", cur, low))
     for level in range(L - 1, -1, -1):
@@ -190,7 +193,7 @@ def walk(cfg):
             cin = cur + skip_ch.pop()
             steps.append(("res", f"up.{level}.res.{r}", cin, ch))
             cur = ch
-            if attn_on and level == L - 1:
+            if level >= attn_from:
                 steps.append(("attn", f"up.{level}.attn.{r}", cur))
         if level != 0:
             steps.append(("up",))

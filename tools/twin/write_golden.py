@@ -77,7 +77,7 @@ def tiny_config(K):
     3: an odd lowest width), skip convs where widths change, attention with
     2 heads over 2 x 3 positions, 2 channels per GroupNorm group at level 0."""
     return NetConfig(K=K, H=8, W=12, base_ch=8, n_levels=3, ch_mult=[1, 1, 2, 2, 2], n_res=1,
-                     attn_lowest=1, n_heads=2, temb_dim=16, groups=4, dropout=0.0)
+                     attn_levels=1, n_heads=2, temb_dim=16, groups=4, dropout=0.0)
 
 
 def random_weights(cfg, rng):

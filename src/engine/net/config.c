@@ -23,7 +23,7 @@ bfn_net_config bfn_net_config_default(int K, int H, int W)
         .n_levels = levels,
         .ch_mult = {1, 2, 2, 2, 2},
         .n_res = 2,
-        .attn_lowest = 1,
+        .attn_levels = 1,
         .n_heads = 4,
         .temb_dim = 128,
         .groups = 8,
@@ -72,20 +72,22 @@ bfn_status bfn_net_config_check(const bfn_net_config *c, bfn_err *err)
     if (c->n_res < 0 || c->n_res > BFN_NET_MAX_RES)
         return bfn_err_set(err, BFN_ERR_ARG, "net config: n_res = %d, must be in [0, %d]",
                            c->n_res, BFN_NET_MAX_RES);
-    if (c->attn_lowest != 0 && c->attn_lowest != 1)
-        return bfn_err_set(err, BFN_ERR_ARG, "net config: attn_lowest = %d, must be 0 or 1",
-                           c->attn_lowest);
-    if (c->attn_lowest) {
-        int low = c->base_ch * c->ch_mult[c->n_levels - 1];
-        if (c->n_heads < 1 || low % c->n_heads)
+    if (c->attn_levels < 0 || c->attn_levels > c->n_levels)
+        return bfn_err_set(err, BFN_ERR_ARG,
+                           "net config: attn_levels = %d, must be in [0, n_levels = %d]",
+                           c->attn_levels, c->n_levels);
+    for (int l = c->n_levels - c->attn_levels; l < c->n_levels; l++) {
+        int width = c->base_ch * c->ch_mult[l], g = 1 << l;
+        if (c->n_heads < 1 || width % c->n_heads)
             return bfn_err_set(err, BFN_ERR_ARG,
-                               "net config: n_heads = %d must be >= 1 and divide the lowest "
-                               "width %d", c->n_heads, low);
-        int tokens = (c->H / f) * (c->W / f);
+                               "net config: n_heads = %d must be >= 1 and divide the width %d "
+                               "of level %d, which has attention", c->n_heads, width, l);
+        int tokens = (c->H / g) * (c->W / g);
         if (tokens > MAX_ATTN_TOKENS)
             return bfn_err_set(err, BFN_ERR_ARG,
-                               "net config: attention over %d positions (H, W at the lowest "
-                               "level); at most %d, use more n_levels", tokens, MAX_ATTN_TOKENS);
+                               "net config: attention over %d positions (H, W at level %d); at "
+                               "most %d, use fewer attn_levels or more n_levels", tokens, l,
+                               MAX_ATTN_TOKENS);
     }
     if (c->temb_dim < 4 || c->temb_dim > MAX_WIDTH || c->temb_dim % 2)
         return bfn_err_set(err, BFN_ERR_ARG,

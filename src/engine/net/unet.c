@@ -36,11 +36,11 @@
  *   temb.lin1.{weight,bias} (D, D), (D); temb.lin2.{weight,bias}
  *   conv_in.{weight,bias} (C0, in_ch + 1, 3, 3)
  *   for l = 0 .. L-1:
- *     for r < n_res: down.l.res.r.*, then down.l.attn.r.* at the lowest level
+ *     for r < n_res: down.l.res.r.*, then down.l.attn.r.* at the levels with attention
  *     down.l.downsample.{weight,bias} (C, C, 3, 3), stride 2, except at l = L-1
  *   mid.res.0.*, mid.attn.*, mid.res.1.*
  *   for l = L-1 .. 0:
- *     for r < n_res + 1: up.l.res.r.*, then up.l.attn.r.* at the lowest level
+ *     for r < n_res + 1: up.l.res.r.*, then up.l.attn.r.* at the levels with attention
  *     up.l.upsample.{weight,bias} (C, C, 3, 3) after nearest 2x, except at l = 0
  *   out.norm.{weight,bias}, out.conv.{weight,bias} (out_ch, C0, 3, 3)
  * with res.* = norm1.{weight,bias} (cin), conv1.{weight,bias} (cout, cin, 3, 3),
@@ -50,8 +50,10 @@
  * attn.* = norm.{weight,bias} (C), qkv.{weight,bias} (3C, C, 1, 1),
  *   proj.{weight,bias} (C, C, 1, 1).
  * Up-path blocks read concat(previous output, skip) in that channel order;
- * skips are popped last-in first-out. Without attn_lowest there is no
- * attention anywhere (the middle is two residual blocks).
+ * skips are popped last-in first-out. The levels with attention are the
+ * lowest attn_levels ones (l >= L - attn_levels), and the middle has it when
+ * attn_levels >= 1; with attn_levels = 0 there is no attention anywhere (the
+ * middle is two residual blocks).
  *
  * Initialisation: conv and linear weights U(−a, a) with a = √(3 / fan_in)
  * (unit-gain Kaiming-uniform: variance 1/fan_in), biases 0, GroupNorm γ = 1,
@@ -468,7 +470,7 @@ static int add_concat(bfn_net *n, int a, int b)
 static void build(bfn_net *n)
 {
     const bfn_net_config *c = &n->cfg;
-    int L = c->n_levels, D = c->temb_dim, G = c->groups, attn = c->attn_lowest;
+    int L = c->n_levels, D = c->temb_dim, G = c->groups, attn_from = L - c->attn_levels;
     size_t B = (size_t)n->max_batch;
 
     n->temb_w1 = add_param(n, INIT_UNIFORM, D, 1, 2, D, D, 0, 0, "temb.lin1.weight");
@@ -493,7 +495,7 @@ static void build(bfn_net *n)
         for (int r = 0; r < c->n_res; r++) {
             snprintf(pre, sizeof pre, "down.%d.res.%d", l, r);
             cur = add_res(n, cur, ch, pre);
-            if (attn && l == L - 1) {
+            if (l >= attn_from) {
                 snprintf(pre, sizeof pre, "down.%d.attn.%d", l, r);
                 cur = add_attn(n, cur, pre);
             }
@@ -507,7 +509,7 @@ static void build(bfn_net *n)
     }
     int low = c->base_ch * c->ch_mult[L - 1];
     cur = add_res(n, cur, low, "mid.res.0");
-    if (attn)
+    if (c->attn_levels)
         cur = add_attn(n, cur, "mid.attn");
     cur = add_res(n, cur, low, "mid.res.1");
     for (int l = L - 1; l >= 0; l--) {
@@ -516,7 +518,7 @@ static void build(bfn_net *n)
             cur = add_concat(n, cur, skips[--n_skips]);
             snprintf(pre, sizeof pre, "up.%d.res.%d", l, r);
             cur = add_res(n, cur, ch, pre);
-            if (attn && l == L - 1) {
+            if (l >= attn_from) {
                 snprintf(pre, sizeof pre, "up.%d.attn.%d", l, r);
                 cur = add_attn(n, cur, pre);
             }
