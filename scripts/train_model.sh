@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide [--threads N]   (default 2)
+#   scripts/train_model.sh mnist|mnist-more|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]   (default 2)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
@@ -14,7 +14,8 @@
 # 1's weights (bfn train --init) that rejoins run 1's cosine; models/mnist48.md
 # tells where each was stopped and how the schedule's end was moved.
 # twodigit-wide (16/32/96/96 channels, twice the parameters at 0.7 times the
-# speed) is the run behind models/twodigit.bfn (models/twodigit.md).
+# speed) is the run behind models/twodigit.bfn (models/twodigit.md);
+# twodigit-wide-more a second cosine decay of it, from runs/twodigit-wide.bfn.
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
 # A resumed run keeps its own recipe and description (the notes stored in its
 # files); --steps in run=() sets the end of its cosine learning-rate schedule
@@ -77,7 +78,13 @@ case "$name" in
     run=(--steps 24000 --val-every 500 --val-batches 4 --ckpt-every 250)
     recipe=("${td_recipe[@]}" --mult 1,2,6,6)
     notes="64x64 two-digit U-Net 16/32/96/96, attention at 8x8, beta1 3, batch 32" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide [--threads N]" >&2; exit 2 ;;
+  twodigit-wide-more)
+    data=twodigit
+    run=(--steps 8000 --val-every 500 --val-batches 4 --ckpt-every 250)
+    recipe=(--init runs/twodigit-wide.bfn --batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999
+            --seed 4)
+    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a second cosine decay from the step-24,000 weights" ;;
+  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
