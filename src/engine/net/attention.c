@@ -27,7 +27,38 @@ static BFN_T512 void scores512(float *a, const float *q, const float *k, int d, 
     for (int j0 = 0; j0 < HW; j0 += 64) {
         __mmask16 m0 = bfn_lanes16(HW - j0), m1 = bfn_lanes16(HW - j0 - 16);
         __mmask16 m2 = bfn_lanes16(HW - j0 - 32), m3 = bfn_lanes16(HW - j0 - 48);
-        for (int i = 0; i < HW; i++) {
+        int i = 0;
+        /* two query rows at once share the key loads; each score's chain
+         * is the same as alone */
+        for (; i + 2 <= HW; i += 2) {
+            __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+            __m512 e0 = c0, e1 = c0, e2 = c0, e3 = c0;
+            for (int c = 0; c < d; c++) {
+                const float *kr = k + (size_t)c * HW + j0;
+                __m512 x = _mm512_set1_ps(q[(size_t)c * HW + i]);
+                __m512 y = _mm512_set1_ps(q[(size_t)c * HW + i + 1]);
+                __m512 k0 = _mm512_maskz_loadu_ps(m0, kr), k1 = _mm512_maskz_loadu_ps(m1, kr + 16);
+                __m512 k2 = _mm512_maskz_loadu_ps(m2, kr + 32), k3 = _mm512_maskz_loadu_ps(m3, kr + 48);
+                c0 = _mm512_fmadd_ps(x, k0, c0);
+                c1 = _mm512_fmadd_ps(x, k1, c1);
+                c2 = _mm512_fmadd_ps(x, k2, c2);
+                c3 = _mm512_fmadd_ps(x, k3, c3);
+                e0 = _mm512_fmadd_ps(y, k0, e0);
+                e1 = _mm512_fmadd_ps(y, k1, e1);
+                e2 = _mm512_fmadd_ps(y, k2, e2);
+                e3 = _mm512_fmadd_ps(y, k3, e3);
+            }
+            float *ar = a + (size_t)i * HW + j0, *br = ar + HW;
+            _mm512_mask_storeu_ps(ar, m0, _mm512_mul_ps(c0, sc));
+            _mm512_mask_storeu_ps(ar + 16, m1, _mm512_mul_ps(c1, sc));
+            _mm512_mask_storeu_ps(ar + 32, m2, _mm512_mul_ps(c2, sc));
+            _mm512_mask_storeu_ps(ar + 48, m3, _mm512_mul_ps(c3, sc));
+            _mm512_mask_storeu_ps(br, m0, _mm512_mul_ps(e0, sc));
+            _mm512_mask_storeu_ps(br + 16, m1, _mm512_mul_ps(e1, sc));
+            _mm512_mask_storeu_ps(br + 32, m2, _mm512_mul_ps(e2, sc));
+            _mm512_mask_storeu_ps(br + 48, m3, _mm512_mul_ps(e3, sc));
+        }
+        for (; i < HW; i++) {
             __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
             for (int c = 0; c < d; c++) {
                 const float *kr = k + (size_t)c * HW + j0;
@@ -58,7 +89,26 @@ static BFN_T512 void pv512(float *o, const float *v, const float *a, float *vt, 
         _mm512_set1_epi32(HW));
     for (int c0 = 0; c0 < d; c0 += 16) {
         __mmask16 m = bfn_lanes16(d - c0);
-        for (int i = 0; i < HW; i++) {
+        int i = 0;
+        /* four query rows at once: four independent chains keep the FMA
+         * units busy; each output's chain is the same as alone */
+        for (; i + 4 <= HW; i += 4) {
+            const float *a0 = a + (size_t)i * HW, *a1 = a0 + HW, *a2 = a1 + HW, *a3 = a2 + HW;
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (int j = 0; j < HW; j++) {
+                __m512 x = _mm512_maskz_loadu_ps(m, vt + (size_t)j * d + c0);
+                s0 = _mm512_fmadd_ps(_mm512_set1_ps(a0[j]), x, s0);
+                s1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[j]), x, s1);
+                s2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[j]), x, s2);
+                s3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[j]), x, s3);
+            }
+            float *oc = o + (size_t)c0 * HW + i;
+            _mm512_mask_i32scatter_ps(oc, m, idx, s0, 4);
+            _mm512_mask_i32scatter_ps(oc + 1, m, idx, s1, 4);
+            _mm512_mask_i32scatter_ps(oc + 2, m, idx, s2, 4);
+            _mm512_mask_i32scatter_ps(oc + 3, m, idx, s3, 4);
+        }
+        for (; i < HW; i++) {
             const float *ar = a + (size_t)i * HW;
             __m512 acc = _mm512_setzero_ps();
             for (int j = 0; j < HW; j++)
@@ -87,7 +137,36 @@ static BFN_T256 void scores256(float *a, const float *q, const float *k, int d, 
     for (int j0 = 0; j0 < HW; j0 += 32) {
         __m256i m0 = lanes8(HW - j0), m1 = lanes8(HW - j0 - 8);
         __m256i m2 = lanes8(HW - j0 - 16), m3 = lanes8(HW - j0 - 24);
-        for (int i = 0; i < HW; i++) {
+        int i = 0;
+        for (; i + 2 <= HW; i += 2) {
+            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+            __m256 e0 = c0, e1 = c0, e2 = c0, e3 = c0;
+            for (int c = 0; c < d; c++) {
+                const float *kr = k + (size_t)c * HW + j0;
+                __m256 x = _mm256_set1_ps(q[(size_t)c * HW + i]);
+                __m256 y = _mm256_set1_ps(q[(size_t)c * HW + i + 1]);
+                __m256 k0 = _mm256_maskload_ps(kr, m0), k1 = _mm256_maskload_ps(kr + 8, m1);
+                __m256 k2 = _mm256_maskload_ps(kr + 16, m2), k3 = _mm256_maskload_ps(kr + 24, m3);
+                c0 = _mm256_fmadd_ps(x, k0, c0);
+                c1 = _mm256_fmadd_ps(x, k1, c1);
+                c2 = _mm256_fmadd_ps(x, k2, c2);
+                c3 = _mm256_fmadd_ps(x, k3, c3);
+                e0 = _mm256_fmadd_ps(y, k0, e0);
+                e1 = _mm256_fmadd_ps(y, k1, e1);
+                e2 = _mm256_fmadd_ps(y, k2, e2);
+                e3 = _mm256_fmadd_ps(y, k3, e3);
+            }
+            float *ar = a + (size_t)i * HW + j0, *br = ar + HW;
+            _mm256_maskstore_ps(ar, m0, _mm256_mul_ps(c0, sc));
+            _mm256_maskstore_ps(ar + 8, m1, _mm256_mul_ps(c1, sc));
+            _mm256_maskstore_ps(ar + 16, m2, _mm256_mul_ps(c2, sc));
+            _mm256_maskstore_ps(ar + 24, m3, _mm256_mul_ps(c3, sc));
+            _mm256_maskstore_ps(br, m0, _mm256_mul_ps(e0, sc));
+            _mm256_maskstore_ps(br + 8, m1, _mm256_mul_ps(e1, sc));
+            _mm256_maskstore_ps(br + 16, m2, _mm256_mul_ps(e2, sc));
+            _mm256_maskstore_ps(br + 24, m3, _mm256_mul_ps(e3, sc));
+        }
+        for (; i < HW; i++) {
             __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
             for (int c = 0; c < d; c++) {
                 const float *kr = k + (size_t)c * HW + j0;
@@ -113,7 +192,27 @@ static BFN_T256 void pv256(float *o, const float *v, const float *a, float *vt, 
             vt[(size_t)j * d + c] = v[(size_t)c * HW + j];
     for (int c0 = 0; c0 < d; c0 += 8) {
         __m256i m = lanes8(d - c0);
-        for (int i = 0; i < HW; i++) {
+        int i = 0;
+        for (; i + 4 <= HW; i += 4) {
+            const float *a0 = a + (size_t)i * HW, *a1 = a0 + HW, *a2 = a1 + HW, *a3 = a2 + HW;
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (int j = 0; j < HW; j++) {
+                __m256 x = _mm256_maskload_ps(vt + (size_t)j * d + c0, m);
+                s0 = _mm256_fmadd_ps(_mm256_set1_ps(a0[j]), x, s0);
+                s1 = _mm256_fmadd_ps(_mm256_set1_ps(a1[j]), x, s1);
+                s2 = _mm256_fmadd_ps(_mm256_set1_ps(a2[j]), x, s2);
+                s3 = _mm256_fmadd_ps(_mm256_set1_ps(a3[j]), x, s3);
+            }
+            float r[4][8];
+            _mm256_storeu_ps(r[0], s0);
+            _mm256_storeu_ps(r[1], s1);
+            _mm256_storeu_ps(r[2], s2);
+            _mm256_storeu_ps(r[3], s3);
+            for (int l = 0; l < 8 && c0 + l < d; l++)
+                for (int k = 0; k < 4; k++)
+                    o[(size_t)(c0 + l) * HW + i + k] = r[k][l];
+        }
+        for (; i < HW; i++) {
             const float *ar = a + (size_t)i * HW;
             __m256 acc = _mm256_setzero_ps();
             for (int j = 0; j < HW; j++)
@@ -127,6 +226,21 @@ static BFN_T256 void pv256(float *o, const float *v, const float *a, float *vt, 
     }
 }
 #endif
+
+/* max of r[0..n), n >= 1, in four independent chains (a max is exact, so
+ * the order does not matter) */
+static float row_max(const float *r, int n)
+{
+    float m[4] = {r[0], r[0], r[0], r[0]};
+    int j = 1;
+    for (; j + 4 <= n; j += 4)
+        for (int k = 0; k < 4; k++)
+            m[k] = r[j + k] > m[k] ? r[j + k] : m[k];
+    for (; j < n; j++)
+        m[0] = r[j] > m[0] ? r[j] : m[0];
+    float x = m[0] > m[1] ? m[0] : m[1], y = m[2] > m[3] ? m[2] : m[3];
+    return x > y ? x : y;
+}
 
 /* One head: a (HW, HW) = scale · QᵀK, and o (d, HW) = V · Pᵀ with P = a
  * (vt: HW · d floats of scratch); single-threaded sgemm where the loops
@@ -229,9 +343,7 @@ void bfn_attention_forward_piece(float *out, const bfn_attn_saved *sv, const flo
         float *a = sv->att + (size_t)q * HW * HW, *o = sv->o + (size_t)q * d * HW;
         head_scores(a, qq, k, d, HW, 1.0f / sqrtf((float)d));
         for (int i = 0; i < HW; i++) {
-            float *r = a + (size_t)i * HW, m = r[0];
-            for (int j = 1; j < HW; j++)
-                m = r[j] > m ? r[j] : m;
+            float *r = a + (size_t)i * HW, m = row_max(r, HW);
             bfn_vec_affine(r, r, HW, (float)(1.0 / bfn_vec_exp_shift(r, r, HW, m)), 0.0f, 0);
         }
         head_pv(o, v, a, ws + chw + 5 * cw + (size_t)q * d * HW, d, HW);
@@ -289,9 +401,8 @@ void bfn_attention_backward(float *din, const bfn_attn_grads *g, const float *do
             for (int i = 0; i < HW; i++) {
                 float *r = dP + (size_t)i * HW;
                 const float *pr = a + (size_t)i * HW;
-                double dot = 0.0;
-                for (int j = 0; j < HW; j++)
-                    dot += (double)r[j] * pr[j];
+                double sum_r = 0.0, dot = 0.0;
+                bfn_vec_sums2(r, pr, HW, &sum_r, &dot);
                 float fd = (float)dot;
                 for (int j = 0; j < HW; j++)
                     r[j] = pr[j] * (r[j] - fd);
