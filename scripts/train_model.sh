@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]   (default 2)
+#   scripts/train_model.sh mnist|mnist-more|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]   (default 2)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
@@ -16,6 +16,8 @@
 # twodigit-wide (16/32/96/96 channels, twice the parameters at 0.7 times the
 # speed) is the run behind models/twodigit.bfn (models/twodigit.md);
 # twodigit-wide-more a second cosine decay of it, from runs/twodigit-wide.bfn.
+# mnist-attn2 trains the MNIST network with attention at 14x14 too (--attn 2),
+# a candidate named in models/mnist.md ("Next").
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
 # A resumed run keeps its own recipe and description (the notes stored in its
 # files); --steps in run=() sets the end of its cosine learning-rate schedule
@@ -43,6 +45,14 @@ case "$name" in
     run=(--steps 12500 --val-every 250 --val-batches 5 --ckpt-every 250)
     recipe=(--init runs/mnist.bfn --batch 64 --lr 3e-4 --lr-min 2e-5 --warmup 500 --ema 0.999)
     notes="28x28 default U-Net, beta1 3, batch 64; a fifth cosine decay from the step-42,000 weights" ;;
+  mnist-attn2)
+    # the mnist recipe with self-attention at 14x14 as well as 7x7 (--attn 2),
+    # one cosine to step 30,000
+    data=mnist
+    run=(--steps 30000 --val-every 250 --val-batches 5 --ckpt-every 250)
+    recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
+            --attn 2)
+    notes="28x28 default U-Net with attention at 14x14 and 7x7, beta1 3, batch 64" ;;
   mnist48)
     data=mnist
     run=(--steps "$m48_end" --val-every 250 --val-batches 5 --ckpt-every 250)
@@ -84,7 +94,7 @@ case "$name" in
     recipe=(--init runs/twodigit-wide.bfn --batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999
             --seed 4)
     notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a second cosine decay from the step-24,000 weights" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]" >&2; exit 2 ;;
+  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
