@@ -14,8 +14,9 @@
 # 1's weights (bfn train --init) that rejoins run 1's cosine; models/mnist48.md
 # tells where each was stopped and how the schedule's end was moved.
 # twodigit-wide (16/32/96/96 channels, twice the parameters at 0.7 times the
-# speed) is the run behind models/twodigit.bfn (models/twodigit.md);
-# twodigit-wide-more a second cosine decay of it, from runs/twodigit-wide.bfn.
+# speed) and twodigit-wide-more, a second cosine decay from its weights
+# (runs/twodigit-wide.bfn), are the two runs behind models/twodigit.bfn
+# (models/twodigit.md).
 # mnist-attn2 trains the MNIST network with attention at 14x14 too (--attn 2),
 # a candidate named in models/mnist.md ("Next").
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
