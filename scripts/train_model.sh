@@ -33,13 +33,18 @@ data=$name
 # the schedule run 1 of mnist48 followed (warmup, peak, cosine to lr_min at
 # step end), which mnist48-cont rejoins
 m48_warmup=500 m48_lr=1e-3 m48_lr_min=2e-5 m48_end=24000
-# the recipe both two-digit networks trained from scratch with (each adds its widths)
+# the recipe of the MNIST run from scratch (mnist-attn2 adds its attention)
+mnist_recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999)
+# the recipe both two-digit networks trained from scratch with (each adds its widths),
+# and the decay each was continued with from its weights (each adds its --init)
 td_recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
            --base-ch 16)
+td_decay_run=(--steps 8000 --val-every 500 --val-batches 4 --ckpt-every 250)
+td_decay=(--batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999 --seed 4)
 case "$name" in
   mnist)
     run=(--steps 42000 --val-every 250 --val-batches 5 --ckpt-every 250)
-    recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999)
+    recipe=("${mnist_recipe[@]}")
     notes="28x28 default U-Net, beta1 3, batch 64" ;;
   mnist-more)
     data=mnist
@@ -51,8 +56,7 @@ case "$name" in
     # one cosine to step 30,000
     data=mnist
     run=(--steps 30000 --val-every 250 --val-batches 5 --ckpt-every 250)
-    recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
-            --attn 2)
+    recipe=("${mnist_recipe[@]}" --attn 2)
     notes="28x28 default U-Net with attention at 14x14 and 7x7, beta1 3, batch 64" ;;
   mnist48)
     data=mnist
@@ -80,9 +84,8 @@ case "$name" in
     notes="64x64 two-digit U-Net 16/32/64/64, attention at 8x8, beta1 3, batch 32" ;;
   twodigit-more)
     data=twodigit
-    run=(--steps 8000 --val-every 500 --val-batches 4 --ckpt-every 250)
-    recipe=(--init runs/twodigit.bfn --batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999
-            --seed 4)
+    run=("${td_decay_run[@]}")
+    recipe=(--init runs/twodigit.bfn "${td_decay[@]}")
     notes="64x64 two-digit U-Net 16/32/64/64, beta1 3, batch 32; a fourth cosine decay from the step-17,000 weights" ;;
   twodigit-wide)
     data=twodigit
@@ -91,9 +94,8 @@ case "$name" in
     notes="64x64 two-digit U-Net 16/32/96/96, attention at 8x8, beta1 3, batch 32" ;;
   twodigit-wide-more)
     data=twodigit
-    run=(--steps 8000 --val-every 500 --val-batches 4 --ckpt-every 250)
-    recipe=(--init runs/twodigit-wide.bfn --batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999
-            --seed 4)
+    run=("${td_decay_run[@]}")
+    recipe=(--init runs/twodigit-wide.bfn "${td_decay[@]}")
     notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a second cosine decay from the step-24,000 weights" ;;
   *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]" >&2; exit 2 ;;
 esac

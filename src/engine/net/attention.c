@@ -27,16 +27,16 @@ static BFN_T512 void scores512(float *a, const float *q, const float *k, int d, 
     for (int j0 = 0; j0 < HW; j0 += 64) {
         __mmask16 m0 = bfn_lanes16(HW - j0), m1 = bfn_lanes16(HW - j0 - 16);
         __mmask16 m2 = bfn_lanes16(HW - j0 - 32), m3 = bfn_lanes16(HW - j0 - 48);
-        int i = 0;
-        /* two query rows at once share the key loads; each score's chain
-         * is the same as alone */
-        for (; i + 2 <= HW; i += 2) {
+        /* two query rows at once share the key loads (an odd last row is
+         * computed twice); each score's chain is the same as alone */
+        for (int i = 0; i < HW; i += 2) {
+            int i1 = i + 1 < HW ? i + 1 : i;
             __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
             __m512 e0 = c0, e1 = c0, e2 = c0, e3 = c0;
             for (int c = 0; c < d; c++) {
                 const float *kr = k + (size_t)c * HW + j0;
                 __m512 x = _mm512_set1_ps(q[(size_t)c * HW + i]);
-                __m512 y = _mm512_set1_ps(q[(size_t)c * HW + i + 1]);
+                __m512 y = _mm512_set1_ps(q[(size_t)c * HW + i1]);
                 __m512 k0 = _mm512_maskz_loadu_ps(m0, kr), k1 = _mm512_maskz_loadu_ps(m1, kr + 16);
                 __m512 k2 = _mm512_maskz_loadu_ps(m2, kr + 32), k3 = _mm512_maskz_loadu_ps(m3, kr + 48);
                 c0 = _mm512_fmadd_ps(x, k0, c0);
@@ -48,7 +48,7 @@ static BFN_T512 void scores512(float *a, const float *q, const float *k, int d, 
                 e2 = _mm512_fmadd_ps(y, k2, e2);
                 e3 = _mm512_fmadd_ps(y, k3, e3);
             }
-            float *ar = a + (size_t)i * HW + j0, *br = ar + HW;
+            float *ar = a + (size_t)i * HW + j0, *br = a + (size_t)i1 * HW + j0;
             _mm512_mask_storeu_ps(ar, m0, _mm512_mul_ps(c0, sc));
             _mm512_mask_storeu_ps(ar + 16, m1, _mm512_mul_ps(c1, sc));
             _mm512_mask_storeu_ps(ar + 32, m2, _mm512_mul_ps(c2, sc));
@@ -57,22 +57,6 @@ static BFN_T512 void scores512(float *a, const float *q, const float *k, int d, 
             _mm512_mask_storeu_ps(br + 16, m1, _mm512_mul_ps(e1, sc));
             _mm512_mask_storeu_ps(br + 32, m2, _mm512_mul_ps(e2, sc));
             _mm512_mask_storeu_ps(br + 48, m3, _mm512_mul_ps(e3, sc));
-        }
-        for (; i < HW; i++) {
-            __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-            for (int c = 0; c < d; c++) {
-                const float *kr = k + (size_t)c * HW + j0;
-                __m512 x = _mm512_set1_ps(q[(size_t)c * HW + i]);
-                c0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, kr), c0);
-                c1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, kr + 16), c1);
-                c2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m2, kr + 32), c2);
-                c3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m3, kr + 48), c3);
-            }
-            float *ar = a + (size_t)i * HW + j0;
-            _mm512_mask_storeu_ps(ar, m0, _mm512_mul_ps(c0, sc));
-            _mm512_mask_storeu_ps(ar + 16, m1, _mm512_mul_ps(c1, sc));
-            _mm512_mask_storeu_ps(ar + 32, m2, _mm512_mul_ps(c2, sc));
-            _mm512_mask_storeu_ps(ar + 48, m3, _mm512_mul_ps(c3, sc));
         }
     }
 }
@@ -89,11 +73,14 @@ static BFN_T512 void pv512(float *o, const float *v, const float *a, float *vt, 
         _mm512_set1_epi32(HW));
     for (int c0 = 0; c0 < d; c0 += 16) {
         __mmask16 m = bfn_lanes16(d - c0);
-        int i = 0;
         /* four query rows at once: four independent chains keep the FMA
-         * units busy; each output's chain is the same as alone */
-        for (; i + 4 <= HW; i += 4) {
-            const float *a0 = a + (size_t)i * HW, *a1 = a0 + HW, *a2 = a1 + HW, *a3 = a2 + HW;
+         * units busy (the last rows repeat when HW is not a multiple of
+         * 4); each output's chain is the same as alone */
+        for (int i = 0; i < HW; i += 4) {
+            int r1 = i + 1 < HW ? i + 1 : HW - 1, r2 = i + 2 < HW ? i + 2 : HW - 1;
+            int r3 = i + 3 < HW ? i + 3 : HW - 1;
+            const float *a0 = a + (size_t)i * HW, *a1 = a + (size_t)r1 * HW;
+            const float *a2 = a + (size_t)r2 * HW, *a3 = a + (size_t)r3 * HW;
             __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
             for (int j = 0; j < HW; j++) {
                 __m512 x = _mm512_maskz_loadu_ps(m, vt + (size_t)j * d + c0);
@@ -102,19 +89,11 @@ static BFN_T512 void pv512(float *o, const float *v, const float *a, float *vt, 
                 s2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[j]), x, s2);
                 s3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[j]), x, s3);
             }
-            float *oc = o + (size_t)c0 * HW + i;
-            _mm512_mask_i32scatter_ps(oc, m, idx, s0, 4);
-            _mm512_mask_i32scatter_ps(oc + 1, m, idx, s1, 4);
-            _mm512_mask_i32scatter_ps(oc + 2, m, idx, s2, 4);
-            _mm512_mask_i32scatter_ps(oc + 3, m, idx, s3, 4);
-        }
-        for (; i < HW; i++) {
-            const float *ar = a + (size_t)i * HW;
-            __m512 acc = _mm512_setzero_ps();
-            for (int j = 0; j < HW; j++)
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(ar[j]),
-                                      _mm512_maskz_loadu_ps(m, vt + (size_t)j * d + c0), acc);
-            _mm512_mask_i32scatter_ps(o + (size_t)c0 * HW + i, m, idx, acc, 4);
+            float *oc = o + (size_t)c0 * HW;
+            _mm512_mask_i32scatter_ps(oc + i, m, idx, s0, 4);
+            _mm512_mask_i32scatter_ps(oc + r1, m, idx, s1, 4);
+            _mm512_mask_i32scatter_ps(oc + r2, m, idx, s2, 4);
+            _mm512_mask_i32scatter_ps(oc + r3, m, idx, s3, 4);
         }
     }
 }
@@ -137,14 +116,14 @@ static BFN_T256 void scores256(float *a, const float *q, const float *k, int d, 
     for (int j0 = 0; j0 < HW; j0 += 32) {
         __m256i m0 = lanes8(HW - j0), m1 = lanes8(HW - j0 - 8);
         __m256i m2 = lanes8(HW - j0 - 16), m3 = lanes8(HW - j0 - 24);
-        int i = 0;
-        for (; i + 2 <= HW; i += 2) {
+        for (int i = 0; i < HW; i += 2) {
+            int i1 = i + 1 < HW ? i + 1 : i;
             __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
             __m256 e0 = c0, e1 = c0, e2 = c0, e3 = c0;
             for (int c = 0; c < d; c++) {
                 const float *kr = k + (size_t)c * HW + j0;
                 __m256 x = _mm256_set1_ps(q[(size_t)c * HW + i]);
-                __m256 y = _mm256_set1_ps(q[(size_t)c * HW + i + 1]);
+                __m256 y = _mm256_set1_ps(q[(size_t)c * HW + i1]);
                 __m256 k0 = _mm256_maskload_ps(kr, m0), k1 = _mm256_maskload_ps(kr + 8, m1);
                 __m256 k2 = _mm256_maskload_ps(kr + 16, m2), k3 = _mm256_maskload_ps(kr + 24, m3);
                 c0 = _mm256_fmadd_ps(x, k0, c0);
@@ -156,7 +135,7 @@ static BFN_T256 void scores256(float *a, const float *q, const float *k, int d, 
                 e2 = _mm256_fmadd_ps(y, k2, e2);
                 e3 = _mm256_fmadd_ps(y, k3, e3);
             }
-            float *ar = a + (size_t)i * HW + j0, *br = ar + HW;
+            float *ar = a + (size_t)i * HW + j0, *br = a + (size_t)i1 * HW + j0;
             _mm256_maskstore_ps(ar, m0, _mm256_mul_ps(c0, sc));
             _mm256_maskstore_ps(ar + 8, m1, _mm256_mul_ps(c1, sc));
             _mm256_maskstore_ps(ar + 16, m2, _mm256_mul_ps(c2, sc));
@@ -165,22 +144,6 @@ static BFN_T256 void scores256(float *a, const float *q, const float *k, int d, 
             _mm256_maskstore_ps(br + 8, m1, _mm256_mul_ps(e1, sc));
             _mm256_maskstore_ps(br + 16, m2, _mm256_mul_ps(e2, sc));
             _mm256_maskstore_ps(br + 24, m3, _mm256_mul_ps(e3, sc));
-        }
-        for (; i < HW; i++) {
-            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-            for (int c = 0; c < d; c++) {
-                const float *kr = k + (size_t)c * HW + j0;
-                __m256 x = _mm256_set1_ps(q[(size_t)c * HW + i]);
-                c0 = _mm256_fmadd_ps(x, _mm256_maskload_ps(kr, m0), c0);
-                c1 = _mm256_fmadd_ps(x, _mm256_maskload_ps(kr + 8, m1), c1);
-                c2 = _mm256_fmadd_ps(x, _mm256_maskload_ps(kr + 16, m2), c2);
-                c3 = _mm256_fmadd_ps(x, _mm256_maskload_ps(kr + 24, m3), c3);
-            }
-            float *ar = a + (size_t)i * HW + j0;
-            _mm256_maskstore_ps(ar, m0, _mm256_mul_ps(c0, sc));
-            _mm256_maskstore_ps(ar + 8, m1, _mm256_mul_ps(c1, sc));
-            _mm256_maskstore_ps(ar + 16, m2, _mm256_mul_ps(c2, sc));
-            _mm256_maskstore_ps(ar + 24, m3, _mm256_mul_ps(c3, sc));
         }
     }
 }
@@ -192,9 +155,11 @@ static BFN_T256 void pv256(float *o, const float *v, const float *a, float *vt, 
             vt[(size_t)j * d + c] = v[(size_t)c * HW + j];
     for (int c0 = 0; c0 < d; c0 += 8) {
         __m256i m = lanes8(d - c0);
-        int i = 0;
-        for (; i + 4 <= HW; i += 4) {
-            const float *a0 = a + (size_t)i * HW, *a1 = a0 + HW, *a2 = a1 + HW, *a3 = a2 + HW;
+        for (int i = 0; i < HW; i += 4) {
+            int r[4] = {i, i + 1 < HW ? i + 1 : HW - 1, i + 2 < HW ? i + 2 : HW - 1,
+                        i + 3 < HW ? i + 3 : HW - 1};
+            const float *a0 = a + (size_t)r[0] * HW, *a1 = a + (size_t)r[1] * HW;
+            const float *a2 = a + (size_t)r[2] * HW, *a3 = a + (size_t)r[3] * HW;
             __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
             for (int j = 0; j < HW; j++) {
                 __m256 x = _mm256_maskload_ps(vt + (size_t)j * d + c0, m);
@@ -203,25 +168,14 @@ static BFN_T256 void pv256(float *o, const float *v, const float *a, float *vt, 
                 s2 = _mm256_fmadd_ps(_mm256_set1_ps(a2[j]), x, s2);
                 s3 = _mm256_fmadd_ps(_mm256_set1_ps(a3[j]), x, s3);
             }
-            float r[4][8];
-            _mm256_storeu_ps(r[0], s0);
-            _mm256_storeu_ps(r[1], s1);
-            _mm256_storeu_ps(r[2], s2);
-            _mm256_storeu_ps(r[3], s3);
+            float out[4][8];
+            _mm256_storeu_ps(out[0], s0);
+            _mm256_storeu_ps(out[1], s1);
+            _mm256_storeu_ps(out[2], s2);
+            _mm256_storeu_ps(out[3], s3);
             for (int l = 0; l < 8 && c0 + l < d; l++)
                 for (int k = 0; k < 4; k++)
-                    o[(size_t)(c0 + l) * HW + i + k] = r[k][l];
-        }
-        for (; i < HW; i++) {
-            const float *ar = a + (size_t)i * HW;
-            __m256 acc = _mm256_setzero_ps();
-            for (int j = 0; j < HW; j++)
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(ar[j]),
-                                      _mm256_maskload_ps(vt + (size_t)j * d + c0, m), acc);
-            float r[8];
-            _mm256_storeu_ps(r, acc);
-            for (int l = 0; l < 8 && c0 + l < d; l++)
-                o[(size_t)(c0 + l) * HW + i] = r[l];
+                    o[(size_t)(c0 + l) * HW + r[k]] = out[k][l];
         }
     }
 }
