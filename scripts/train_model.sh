@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]   (default 2)
+#   scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]   (default 2)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
@@ -17,6 +17,9 @@
 # speed) and twodigit-wide-more, a second cosine decay from its weights
 # (runs/twodigit-wide.bfn), are the two runs behind models/twodigit.bfn
 # (models/twodigit.md).
+# mnist-grow starts from the weights mnist-more ends with (runs/mnist-more.bfn)
+# and adds attention at 14x14 (--init with --attn 2: the new blocks start as
+# identities, so the network starts where that model is), then one cosine decay.
 # mnist-attn2 trains the MNIST network with attention at 14x14 too (--attn 2),
 # a candidate named in models/mnist.md ("Next").
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
@@ -51,6 +54,12 @@ case "$name" in
     run=(--steps 12500 --val-every 250 --val-batches 5 --ckpt-every 250)
     recipe=(--init runs/mnist.bfn --batch 64 --lr 3e-4 --lr-min 2e-5 --warmup 500 --ema 0.999)
     notes="28x28 default U-Net, beta1 3, batch 64; a fifth cosine decay from the step-42,000 weights" ;;
+  mnist-grow)
+    data=mnist
+    run=(--steps 7000 --val-every 250 --val-batches 5 --ckpt-every 250)
+    recipe=(--init runs/mnist-more.bfn --attn 2 --batch 64 --lr 5e-4 --lr-min 2e-5 --warmup 500
+            --ema 0.999 --seed 6)
+    notes="28x28 default U-Net, beta1 3, batch 64; the fifth decay's weights with attention added at 14x14, one more cosine decay" ;;
   mnist-attn2)
     # the mnist recipe with self-attention at 14x14 as well as 7x7 (--attn 2),
     # one cosine to step 30,000
@@ -97,7 +106,7 @@ case "$name" in
     run=("${td_decay_run[@]}")
     recipe=(--init runs/twodigit-wide.bfn "${td_decay[@]}")
     notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a second cosine decay from the step-24,000 weights" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]" >&2; exit 2 ;;
+  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch

@@ -75,6 +75,16 @@ expect 0 "a run from scratch for comparison" -- "$BFN" train --data-dir "$D" --c
 [ "$ev_run" != "$(ev "$T/scr.bfn")" ] && ok "  ... which a run from scratch does not" || bad "  ... which a run from scratch does not"
 expect 2 "--init refuses network options other than --dropout" -- "$BFN" train --data-dir "$D" --init "$T/run.bfn" --ckpt "$T/init2.ckpt" --out "$T/init2.bfn" --steps 1 --base-ch 16 --quiet
 grep -q -- "--base-ch" "$T/err" && ok "  ... and names them" || bad "  ... and names them: $(cat "$T/err")"
+# --init with --attn adds attention at more levels; the new blocks start as identities
+expect 0 "--init with --attn 2 adds attention at the level above" -- "$BFN" train --data-dir "$D" --init "$T/run.bfn" --attn 2 --ckpt "$T/grow.ckpt" --out "$T/grow.bfn" --steps 1 --warmup 0 --lr 1e-8 --lr-min 0 --batch 8 --val-every 0 --quiet
+grep -q "attention added in the lowest 2 levels" "$T/err" && "$BFN" info --model "$T/grow.bfn" | grep -q "^attention: *middle and lowest 2 levels" &&
+  ok "  ... says so, and the file has it" || bad "  ... says so, and the file has it: $(cat "$T/err"; "$BFN" info --model "$T/grow.bfn" | grep attention)"
+ev_grow=$(ev "$T/grow.bfn")
+paste <(echo "$ev_run") <(echo "$ev_grow") |
+  awk 'NF == 2 { n++; d = $1 - $2; if (d < 0) d = -d; if (d > 0.01) far = 1 } END { exit !(n == 3 && !far) }' &&
+  ok "  ... and starts computing what the model did (same bound, to 0.01 nats)" || bad "  ... and starts computing what the model did: $(echo $ev_run) vs $(echo $ev_grow)"
+expect 2 "--init cannot take attention away" -- "$BFN" train --data-dir "$D" --init "$T/grow.bfn" --attn 1 --ckpt "$T/shrink.ckpt" --out "$T/shrink.bfn" --steps 1 --quiet
+grep -q "can add attention, not remove it" "$T/err" && [ ! -e "$T/shrink.ckpt" ] && ok "  ... says so, and writes nothing" || bad "  ... says so, and writes nothing: $(cat "$T/err")"
 expect 2 "--init with --resume" -- "$BFN" train --data-dir "$D" --init "$T/run.bfn" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 9 --resume --quiet
 expect 1 "--init of a file that is not a model" -- "$BFN" train --data-dir "$D" --init "$T/err" --ckpt "$T/init3.ckpt" --out "$T/init3.bfn" --steps 1 --quiet
 # Ctrl-C: saves a checkpoint and exits 130; the run resumes from it

@@ -690,6 +690,81 @@ static void test_net_attention_sits_in_the_lowest_attn_levels(void)
     }
 }
 
+/* A network grown from another (attention at more levels, new blocks freshly
+ * initialised) takes every weight of the old one by name and computes the
+ * same logits, bit for bit: the new blocks' zero output projections make
+ * them identities. Copies that cannot be made fail and leave dst as it was. */
+static void test_net_copy_params_grows_attention_without_changing_logits(void)
+{
+    enum { B = 3 };
+    bfn_err err = {0};
+    for (int a = 0; a < 3; a++)
+        for (int g = a + 1; g <= 3; g++) {
+            bfn_net_config small = bfn_net_config_default(2, 28, 28), big;
+            small.base_ch = 8;
+            small.temb_dim = 16;
+            small.groups = 4;
+            small.n_heads = 2;
+            small.attn_levels = a;
+            big = small;
+            big.attn_levels = g;
+            bfn_net *src = make_net(&small, B), *dst = make_net(&big, B);
+            randomize_params(src, 100 + (uint64_t)a); /* nonzero everywhere, like trained weights */
+            bfn_net_init_params(dst, 7);
+            int kept = -1, attn_tensors = 0;
+            for (int i = 0; i < bfn_net_tensor_count(dst); i++)
+                attn_tensors += strstr(bfn_net_tensor(dst, i)->name, "attn") != NULL;
+            for (int i = 0; i < bfn_net_tensor_count(src); i++)
+                attn_tensors -= strstr(bfn_net_tensor(src, i)->name, "attn") != NULL;
+            bfn_status st = bfn_net_copy_params(dst, src, &kept, &err);
+            CHECK(st == BFN_OK, "attn %d -> %d: copy failed: %s", a, g, err.msg);
+            CHECK(kept == attn_tensors && kept > 0,
+                  "attn %d -> %d: %d tensors kept their fresh values, want the %d new attention ones",
+                  a, g, kept, attn_tensors);
+            float x[B * 28 * 28], t[B], la[B * 28 * 28], lb[B * 28 * 28];
+            random_inputs(x, t, B, 1, 28 * 28, 5);
+            CHECK(bfn_net_forward(src, x, t, B, 0, NULL, la) == BFN_OK &&
+                      bfn_net_forward(dst, x, t, B, 0, NULL, lb) == BFN_OK,
+                  "attn %d -> %d: forward failed", a, g);
+            int differ = 0;
+            double worst = 0;
+            for (int i = 0; i < B * 28 * 28; i++)
+                if (la[i] != lb[i]) {
+                    differ++;
+                    worst = fmax(worst, fabs((double)la[i] - lb[i]));
+                }
+            CHECK(differ == 0, "attn %d -> %d: %d of %d logits differ (largest by %g)", a, g, differ,
+                  B * 28 * 28, worst);
+            /* the other way round there is no place for the extra blocks */
+            size_t n = bfn_net_param_count(src);
+            float *before = malloc(n * sizeof(float));
+            memcpy(before, bfn_net_params(src), n * sizeof(float));
+            st = bfn_net_copy_params(src, dst, NULL, &err);
+            CHECK(st == BFN_ERR_MISMATCH && strstr(err.msg, "attn"),
+                  "attn %d <- %d: status %d, message \"%s\" (want a mismatch naming the tensor)", a, g,
+                  (int)st, err.msg);
+            CHECK(memcmp(before, bfn_net_params(src), n * sizeof(float)) == 0,
+                  "attn %d <- %d: a failed copy changed the weights", a, g);
+            free(before);
+            bfn_net_destroy(src);
+            bfn_net_destroy(dst);
+        }
+    /* another width, or another image size */
+    bfn_net_config c8 = fixture_tiny_config(2, 0), c16 = c8, c4 = c8;
+    c16.base_ch = 16;
+    c4.H = c4.W = 4;
+    bfn_net *n8 = make_net(&c8, 1), *n16 = make_net(&c16, 1), *n4 = make_net(&c4, 1);
+    bfn_status st = bfn_net_copy_params(n16, n8, NULL, &err);
+    CHECK(st == BFN_ERR_MISMATCH && strstr(err.msg, "shape"), "base 8 into base 16: status %d, \"%s\"",
+          (int)st, err.msg);
+    st = bfn_net_copy_params(n4, n8, NULL, &err);
+    CHECK(st == BFN_ERR_MISMATCH && strstr(err.msg, "4x4"), "8x8 into 4x4: status %d, \"%s\"", (int)st,
+          err.msg);
+    bfn_net_destroy(n8);
+    bfn_net_destroy(n16);
+    bfn_net_destroy(n4);
+}
+
 static void test_net_init_is_deterministic_in_seed(void)
 {
     bfn_net_config cfg = fixture_tiny_config(2, 0.2f);
@@ -972,6 +1047,7 @@ int main(void)
     RUN(test_net_initial_logits_are_zero_and_only_out_conv_learns_first);
     RUN(test_net_tensors_tile_the_param_array);
     RUN(test_net_attention_sits_in_the_lowest_attn_levels);
+    RUN(test_net_copy_params_grows_attention_without_changing_logits);
     RUN(test_net_init_is_deterministic_in_seed);
     RUN(test_net_dropout_changes_outputs_only_in_training);
     RUN(test_net_inference_upsampling_convs_match_training_pass);

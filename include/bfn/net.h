@@ -92,6 +92,15 @@ const bfn_tensor_info *bfn_net_tensor(const bfn_net *net, int i);
 /* Fresh initialisation, deterministic in seed. */
 void bfn_net_init_params(bfn_net *net, uint64_t seed);
 
+/* Copies every parameter tensor of src into the tensor of dst with the same
+ * name (a network grown from src: e.g. with attention at more levels). The
+ * tensors src lacks keep dst's values; *kept (may be NULL) receives their
+ * number. With fresh initialisation those are attention blocks whose output
+ * projection is zero, so dst computes what src did. BFN_ERR_MISMATCH, and
+ * dst unchanged, when K or the image size differ or a tensor of src is
+ * missing from dst or has another shape there. */
+bfn_status bfn_net_copy_params(bfn_net *dst, const bfn_net *src, int *kept, bfn_err *err);
+
 /* Forward pass for B <= max_batch images. x: (B, in_ch, H, W), t: (B),
  * logits: (B, out_ch, H, W). training = 1 applies dropout (drawn from rng,
  * which must then be non-NULL) and keeps what backward needs; training = 0 is

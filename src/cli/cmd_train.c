@@ -282,8 +282,7 @@ int cmd_train(int argc, char **argv)
     bfn_model_meta init_meta;
     int early_code;
     if (init_path) {
-        static const char *const shape[] = {"base-ch", "mult", "n-res", "heads", "attn", "temb",
-                                            "groups"};
+        static const char *const shape[] = {"base-ch", "mult", "n-res", "heads", "temb", "groups"};
         char given[200] = "";
         size_t len = 0;
         for (size_t j = 0; j < sizeof shape / sizeof shape[0]; j++)
@@ -293,11 +292,20 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr, "bfn train: --init starts a new run with the network of %s; %s\n",
                     init_path, resume ? "--resume continues an old one" : given);
             if (!resume)
-                fprintf(stderr, "bfn train: (only --dropout of the network options applies with --init)\n");
+                fprintf(stderr, "bfn train: (of the network options only --dropout, and --attn "
+                                "to add attention, apply with --init)\n");
             return EXIT_USAGE;
         }
         if ((st = bfn_model_load_net(init_path, &init_net, &init_meta, 1, &err)) != BFN_OK)
             return cli_fail("train", st, &err);
+        int had = bfn_net_get_config(init_net)->attn_levels;
+        if (attn >= 0 && attn < had) {
+            fprintf(stderr, "bfn train: --attn %d: %s has attention in its lowest %d level%s; "
+                            "--init can add attention, not remove it\n",
+                    attn, init_path, had, had == 1 ? "" : "s");
+            bfn_net_destroy(init_net);
+            return EXIT_USAGE;
+        }
         if (!spec_seen(specs, ns, "data") && init_meta.dataset[0])
             data = init_meta.dataset;
         if (!spec_seen(specs, ns, "beta1"))
@@ -425,10 +433,19 @@ int cmd_train(int argc, char **argv)
         bfn_net_config nc = *bfn_net_get_config(init_net);
         if (dropout >= 0)
             nc.dropout = (float)dropout;
-        if ((st = bfn_net_create(&net, &nc, tc.batch, &err)) == BFN_OK) {
-            memcpy(bfn_net_params(net), bfn_net_params(init_net),
-                   bfn_net_param_count(net) * sizeof(float));
-            st = bfn_trainer_create(&tr, net, &tc, &err);
+        int grown = attn > nc.attn_levels, kept = 0;
+        if (grown)
+            nc.attn_levels = attn; /* new attention blocks start as identities */
+        if ((st = bfn_net_config_check(&nc, &err)) == BFN_OK &&
+            (st = bfn_net_create(&net, &nc, tc.batch, &err)) == BFN_OK) {
+            bfn_net_init_params(net, tc.seed);
+            st = bfn_net_copy_params(net, init_net, &kept, &err);
+            if (st == BFN_OK && grown)
+                fprintf(stderr, "bfn train: attention added in the lowest %d levels (%d new tensors, "
+                                "%zu parameters in all); the network starts computing what %s did\n",
+                        attn, kept, bfn_net_param_count(net), init_path);
+            if (st == BFN_OK)
+                st = bfn_trainer_create(&tr, net, &tc, &err);
             images_seen = (int64_t)init_meta.images_seen;
         }
     } else {

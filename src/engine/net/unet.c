@@ -753,6 +753,48 @@ void bfn_net_init_params(bfn_net *n, uint64_t seed)
     }
 }
 
+bfn_status bfn_net_copy_params(bfn_net *dst, const bfn_net *src, int *kept, bfn_err *err)
+{
+    const bfn_net_config *a = &dst->cfg, *b = &src->cfg;
+    if (a->K != b->K || a->H != b->H || a->W != b->W)
+        return bfn_err_set(err, BFN_ERR_MISMATCH,
+                           "cannot copy weights of a K = %d %dx%d network into a K = %d %dx%d one",
+                           b->K, b->H, b->W, a->K, a->H, a->W);
+    int matched = 0;
+    for (int i = 0; i < src->n_tensors; i++) {
+        const bfn_tensor_info *s = &src->tensors[i].info, *d = NULL;
+        for (int j = 0; j < dst->n_tensors && !d; j++)
+            if (!strcmp(dst->tensors[j].info.name, s->name))
+                d = &dst->tensors[j].info;
+        if (!d)
+            return bfn_err_set(err, BFN_ERR_MISMATCH,
+                               "the new network has no tensor %s to take its weights", s->name);
+        int same = d->ndim == s->ndim;
+        for (int k = 0; k < s->ndim && same; k++)
+            same = d->shape[k] == s->shape[k];
+        if (!same)
+            return bfn_err_set(err, BFN_ERR_MISMATCH, "tensor %s differs in shape between the networks",
+                               s->name);
+        matched++;
+    }
+    /* all checked: now write */
+    float *to = bfn_net_params(dst);
+    for (int i = 0; i < src->n_tensors; i++) {
+        const bfn_tensor_info *s = &src->tensors[i].info;
+        size_t size = 1;
+        for (int k = 0; k < s->ndim; k++)
+            size *= (size_t)s->shape[k];
+        for (int j = 0; j < dst->n_tensors; j++)
+            if (!strcmp(dst->tensors[j].info.name, s->name)) {
+                memcpy(to + dst->tensors[j].info.offset, src->params + s->offset, size * sizeof(float));
+                break;
+            }
+    }
+    if (kept)
+        *kept = dst->n_tensors - matched;
+    return BFN_OK;
+}
+
 /* ---- per-image execution ---- */
 
 /* Threads sharing one image. Each op is a sequence of stages; a stage is a
