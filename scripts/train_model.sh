@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-grow [--threads N]   (default 2)
+#   scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third [--threads N]   (default 2)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
@@ -16,8 +16,8 @@
 # twodigit-wide (16/32/96/96 channels, twice the parameters at 0.7 times the
 # speed) and twodigit-wide-more, a second cosine decay from its weights
 # (runs/twodigit-wide.bfn), are the two runs behind models/twodigit.bfn
-# (models/twodigit.md). twodigit-grow adds attention at 16x16 to the weights
-# twodigit-wide-more ends with (runs/twodigit-wide-more.bfn), then a third decay.
+# (models/twodigit.md). twodigit-third is a third decay from the weights
+# twodigit-wide-more ends with (runs/twodigit-wide-more.bfn), on new canvases.
 # mnist-grow starts from the weights mnist-more ends with (runs/mnist-more.bfn)
 # and adds attention at 14x14 (--init with --attn 2: the new blocks start as
 # identities, so the network starts where that model is), then one cosine decay.
@@ -107,14 +107,14 @@ case "$name" in
     run=("${td_decay_run[@]}")
     recipe=(--init runs/twodigit-wide.bfn "${td_decay[@]}")
     notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a second cosine decay from the step-24,000 weights" ;;
-  twodigit-grow)
+  twodigit-third)
     data=twodigit
     run=("${td_decay_run[@]}")
     # the decay recipe on new canvases (seed 5)
-    recipe=(--init runs/twodigit-wide-more.bfn --attn 2 --batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500
-            --ema 0.999 --seed 5)
-    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; the second decay's weights with attention added at 16x16, a third cosine decay" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-grow [--threads N]" >&2; exit 2 ;;
+    recipe=(--init runs/twodigit-wide-more.bfn --batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999
+            --seed 5)
+    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a third cosine decay from the second decay's weights" ;;
+  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
