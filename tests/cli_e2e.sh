@@ -85,6 +85,8 @@ paste <(echo "$ev_run") <(echo "$ev_grow") |
   ok "  ... and starts computing what the model did (same bound, to 0.01 nats)" || bad "  ... and starts computing what the model did: $(echo $ev_run) vs $(echo $ev_grow)"
 expect 2 "--init cannot take attention away" -- "$BFN" train --data-dir "$D" --init "$T/grow.bfn" --attn 1 --ckpt "$T/shrink.ckpt" --out "$T/shrink.bfn" --steps 1 --quiet
 grep -q "can add attention, not remove it" "$T/err" && [ ! -e "$T/shrink.ckpt" ] && ok "  ... says so, and writes nothing" || bad "  ... says so, and writes nothing: $(cat "$T/err")"
+expect 2 "--init with attention at more levels than the network has" -- "$BFN" train --data-dir "$D" --init "$T/run.bfn" --attn 3 --ckpt "$T/deep.ckpt" --out "$T/deep.bfn" --steps 1 --quiet
+grep -q "attn_levels = 3, must be in \[0, n_levels = 2\]" "$T/err" && [ ! -e "$T/deep.ckpt" ] && ok "  ... names the field, and writes nothing" || bad "  ... names the field, and writes nothing: $(cat "$T/err")"
 expect 2 "--init with --resume" -- "$BFN" train --data-dir "$D" --init "$T/run.bfn" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 9 --resume --quiet
 expect 1 "--init of a file that is not a model" -- "$BFN" train --data-dir "$D" --init "$T/err" --ckpt "$T/init3.ckpt" --out "$T/init3.bfn" --steps 1 --quiet
 # Ctrl-C: saves a checkpoint and exits 130; the run resumes from it
