@@ -760,6 +760,11 @@ bfn_status bfn_net_copy_params(bfn_net *dst, const bfn_net *src, int *kept, bfn_
         return bfn_err_set(err, BFN_ERR_MISMATCH,
                            "cannot copy weights of a K = %d %dx%d network into a K = %d %dx%d one",
                            b->K, b->H, b->W, a->K, a->H, a->W);
+    if (dst == src) {
+        if (kept)
+            *kept = 0;
+        return BFN_OK;
+    }
     int matched = 0;
     for (int i = 0; i < src->n_tensors; i++) {
         const bfn_tensor_info *s = &src->tensors[i].info, *d = NULL;
