@@ -40,11 +40,11 @@ m48_warmup=500 m48_lr=1e-3 m48_lr_min=2e-5 m48_end=24000
 # the recipe of the MNIST run from scratch (mnist-attn2 adds its attention)
 mnist_recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999)
 # the recipe both two-digit networks trained from scratch with (each adds its widths),
-# and the decay each was continued with from its weights (each adds its --init)
+# and the decay each was continued with from its weights (each adds its --init and --seed)
 td_recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999
            --base-ch 16)
 td_decay_run=(--steps 8000 --val-every 500 --val-batches 4 --ckpt-every 250)
-td_decay=(--batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999 --seed 4)
+td_decay=(--batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999)
 case "$name" in
   mnist)
     run=(--steps 42000 --val-every 250 --val-batches 5 --ckpt-every 250)
@@ -95,7 +95,7 @@ case "$name" in
   twodigit-more)
     data=twodigit
     run=("${td_decay_run[@]}")
-    recipe=(--init runs/twodigit.bfn "${td_decay[@]}")
+    recipe=(--init runs/twodigit.bfn "${td_decay[@]}" --seed 4)
     notes="64x64 two-digit U-Net 16/32/64/64, beta1 3, batch 32; a fourth cosine decay from the step-17,000 weights" ;;
   twodigit-wide)
     data=twodigit
@@ -105,14 +105,12 @@ case "$name" in
   twodigit-wide-more)
     data=twodigit
     run=("${td_decay_run[@]}")
-    recipe=(--init runs/twodigit-wide.bfn "${td_decay[@]}")
+    recipe=(--init runs/twodigit-wide.bfn "${td_decay[@]}" --seed 4)
     notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a second cosine decay from the step-24,000 weights" ;;
   twodigit-third)
     data=twodigit
     run=("${td_decay_run[@]}")
-    # the decay recipe on new canvases (seed 5)
-    recipe=(--init runs/twodigit-wide-more.bfn --batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999
-            --seed 5)
+    recipe=(--init runs/twodigit-wide-more.bfn "${td_decay[@]}" --seed 5) # new canvases
     notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a third cosine decay from the second decay's weights" ;;
   *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third [--threads N]" >&2; exit 2 ;;
 esac

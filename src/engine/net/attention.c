@@ -77,10 +77,10 @@ static BFN_T512 void pv512(float *o, const float *v, const float *a, float *vt, 
          * units busy (the last rows repeat when HW is not a multiple of
          * 4); each output's chain is the same as alone */
         for (int i = 0; i < HW; i += 4) {
-            int r1 = i + 1 < HW ? i + 1 : HW - 1, r2 = i + 2 < HW ? i + 2 : HW - 1;
-            int r3 = i + 3 < HW ? i + 3 : HW - 1;
-            const float *a0 = a + (size_t)i * HW, *a1 = a + (size_t)r1 * HW;
-            const float *a2 = a + (size_t)r2 * HW, *a3 = a + (size_t)r3 * HW;
+            int r[4] = {i, i + 1 < HW ? i + 1 : HW - 1, i + 2 < HW ? i + 2 : HW - 1,
+                        i + 3 < HW ? i + 3 : HW - 1};
+            const float *a0 = a + (size_t)r[0] * HW, *a1 = a + (size_t)r[1] * HW;
+            const float *a2 = a + (size_t)r[2] * HW, *a3 = a + (size_t)r[3] * HW;
             __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
             for (int j = 0; j < HW; j++) {
                 __m512 x = _mm512_maskz_loadu_ps(m, vt + (size_t)j * d + c0);
@@ -90,10 +90,10 @@ static BFN_T512 void pv512(float *o, const float *v, const float *a, float *vt, 
                 s3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[j]), x, s3);
             }
             float *oc = o + (size_t)c0 * HW;
-            _mm512_mask_i32scatter_ps(oc + i, m, idx, s0, 4);
-            _mm512_mask_i32scatter_ps(oc + r1, m, idx, s1, 4);
-            _mm512_mask_i32scatter_ps(oc + r2, m, idx, s2, 4);
-            _mm512_mask_i32scatter_ps(oc + r3, m, idx, s3, 4);
+            _mm512_mask_i32scatter_ps(oc + r[0], m, idx, s0, 4);
+            _mm512_mask_i32scatter_ps(oc + r[1], m, idx, s1, 4);
+            _mm512_mask_i32scatter_ps(oc + r[2], m, idx, s2, 4);
+            _mm512_mask_i32scatter_ps(oc + r[3], m, idx, s3, 4);
         }
     }
 }

@@ -732,6 +732,14 @@ const bfn_tensor_info *bfn_net_tensor(const bfn_net *n, int i)
     return &n->tensors[i].info;
 }
 
+static size_t tensor_elems(const bfn_tensor_info *t)
+{
+    size_t size = 1;
+    for (int d = 0; d < t->ndim; d++)
+        size *= (size_t)t->shape[d];
+    return size;
+}
+
 void bfn_net_init_params(bfn_net *n, uint64_t seed)
 {
     bfn_rng root;
@@ -739,9 +747,7 @@ void bfn_net_init_params(bfn_net *n, uint64_t seed)
     n->fresh_cv = n->fresh_up = 0;
     for (int i = 0; i < n->n_tensors; i++) {
         const tensor_rec *t = &n->tensors[i];
-        size_t size = 1;
-        for (int d = 0; d < t->info.ndim; d++)
-            size *= (size_t)t->info.shape[d];
+        size_t size = tensor_elems(&t->info);
         float *p = n->params + t->info.offset;
         /* each tensor its own stream, so adding a tensor never shifts the others */
         bfn_rng r = bfn_rng_fork(&root, (uint64_t)i);
@@ -753,6 +759,14 @@ void bfn_net_init_params(bfn_net *n, uint64_t seed)
     }
 }
 
+static const bfn_tensor_info *tensor_named(const bfn_net *n, const char *name)
+{
+    for (int i = 0; i < n->n_tensors; i++)
+        if (!strcmp(n->tensors[i].info.name, name))
+            return &n->tensors[i].info;
+    return NULL;
+}
+
 bfn_status bfn_net_copy_params(bfn_net *dst, const bfn_net *src, int *kept, bfn_err *err)
 {
     const bfn_net_config *a = &dst->cfg, *b = &src->cfg;
@@ -760,17 +774,9 @@ bfn_status bfn_net_copy_params(bfn_net *dst, const bfn_net *src, int *kept, bfn_
         return bfn_err_set(err, BFN_ERR_MISMATCH,
                            "cannot copy weights of a K = %d %dx%d network into a K = %d %dx%d one",
                            b->K, b->H, b->W, a->K, a->H, a->W);
-    if (dst == src) {
-        if (kept)
-            *kept = 0;
-        return BFN_OK;
-    }
-    int matched = 0;
+    /* every tensor checked before any is written */
     for (int i = 0; i < src->n_tensors; i++) {
-        const bfn_tensor_info *s = &src->tensors[i].info, *d = NULL;
-        for (int j = 0; j < dst->n_tensors && !d; j++)
-            if (!strcmp(dst->tensors[j].info.name, s->name))
-                d = &dst->tensors[j].info;
+        const bfn_tensor_info *s = &src->tensors[i].info, *d = tensor_named(dst, s->name);
         if (!d)
             return bfn_err_set(err, BFN_ERR_MISMATCH,
                                "the new network has no tensor %s to take its weights", s->name);
@@ -780,23 +786,17 @@ bfn_status bfn_net_copy_params(bfn_net *dst, const bfn_net *src, int *kept, bfn_
         if (!same)
             return bfn_err_set(err, BFN_ERR_MISMATCH, "tensor %s differs in shape between the networks",
                                s->name);
-        matched++;
     }
-    /* all checked: now write */
+    if (kept)
+        *kept = dst->n_tensors - src->n_tensors; /* names are unique in each */
+    if (dst == src)
+        return BFN_OK;
     float *to = bfn_net_params(dst);
     for (int i = 0; i < src->n_tensors; i++) {
         const bfn_tensor_info *s = &src->tensors[i].info;
-        size_t size = 1;
-        for (int k = 0; k < s->ndim; k++)
-            size *= (size_t)s->shape[k];
-        for (int j = 0; j < dst->n_tensors; j++)
-            if (!strcmp(dst->tensors[j].info.name, s->name)) {
-                memcpy(to + dst->tensors[j].info.offset, src->params + s->offset, size * sizeof(float));
-                break;
-            }
+        memcpy(to + tensor_named(dst, s->name)->offset, src->params + s->offset,
+               tensor_elems(s) * sizeof(float));
     }
-    if (kept)
-        *kept = dst->n_tensors - matched;
     return BFN_OK;
 }
 
