@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third [--threads N]   (default 2)
+#   scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]   (default 2)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
@@ -15,9 +15,10 @@
 # tells where each was stopped and how the schedule's end was moved.
 # twodigit-wide (16/32/96/96 channels, twice the parameters at 0.7 times the
 # speed) and twodigit-wide-more, a second cosine decay from its weights
-# (runs/twodigit-wide.bfn), are the two runs behind models/twodigit.bfn
-# (models/twodigit.md). twodigit-third is a third decay from the weights
-# twodigit-wide-more ends with (runs/twodigit-wide-more.bfn), on new canvases.
+# (runs/twodigit-wide.bfn), and twodigit-third, a third decay from the weights
+# twodigit-wide-more ends with (runs/twodigit-wide-more.bfn), on new canvases,
+# are the three runs behind models/twodigit.bfn (models/twodigit.md).
+# twodigit-fourth is a fourth decay from the weights twodigit-third ends with.
 # mnist-grow starts from the weights mnist-more ends with (runs/mnist-more.bfn)
 # and adds attention at 14x14 (--init with --attn 2: the new blocks start as
 # identities, so the network starts where that model is), then one cosine decay.
@@ -112,7 +113,12 @@ case "$name" in
     run=("${td_decay_run[@]}")
     recipe=(--init runs/twodigit-wide-more.bfn "${td_decay[@]}" --seed 5) # new canvases
     notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a third cosine decay from the second decay's weights" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third [--threads N]" >&2; exit 2 ;;
+  twodigit-fourth)
+    data=twodigit
+    run=("${td_decay_run[@]}")
+    recipe=(--init runs/twodigit-third.bfn "${td_decay[@]}" --seed 6) # new canvases
+    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a fourth cosine decay from the third decay's weights" ;;
+  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
