@@ -1,5 +1,6 @@
 /* Algorithm 9 sampler: reproducibility, observer contract, cancellation, and
- * the statistics of the messages it sends. */
+ * the statistics of the messages it sends, and the data it gives back when the
+ * exact posterior of a small data set stands in for the network. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,183 @@ static void test_sample_alice_messages_follow_the_flow_law(void)
     bfn_net_destroy(net);
 }
 
+/* ---- the sampler against the exact posterior of a small data set ----
+ * Data: M images x_m with probabilities π_m. After messages whose sum is z,
+ * Bob's posterior over the images is w_m ∝ π_m Π_d θ_d(x_md) (the Gaussian
+ * likelihoods of the summed message differ between classes only by z), so the
+ * best possible network outputs p_O(k | θ) = Σ_m w_m [x_md = k], at any t.
+ * Driven by it, Algorithm 9 must give back the data images in the proportions
+ * π as n grows; with n = 1 its per-pixel draws mix images. */
+enum { OR_MAX_M = 8 };
+typedef struct {
+    int M, D, K, max_b, too_big;
+    const uint8_t *x;   /* (M, D) */
+    double logpi[OR_MAX_M];
+} oracle;
+
+static bfn_status oracle_output(void *user, const float *z, double t, int nb, float *p,
+                                bfn_err *err)
+{
+    (void)t;
+    (void)err;
+    oracle *o = user;
+    const int D = o->D, K = o->K, zp = bfn_flow_planes(K), pp = bfn_net_out_channels(K);
+    if (nb > o->max_b)
+        o->too_big++;
+    for (int j = 0; j < nb; j++) {
+        const float *zj = z + (size_t)j * zp * D;
+        float *pj = p + (size_t)j * pp * D;
+        double lw[OR_MAX_M], top = -INFINITY, sum = 0;
+        for (int m = 0; m < o->M; m++) {
+            lw[m] = o->logpi[m];
+            for (int d = 0; d < D; d++) {
+                int k = o->x[m * D + d];
+                lw[m] += K == 2 ? (k ? zj[d] : 0.0) : zj[k * D + d];
+            }
+            top = lw[m] > top ? lw[m] : top;
+        }
+        for (int m = 0; m < o->M; m++)
+            sum += lw[m] = exp(lw[m] - top);
+        memset(pj, 0, sizeof(float) * pp * D);
+        for (int d = 0; d < D; d++) {
+            double acc[256] = {0};
+            for (int m = 0; m < o->M; m++)
+                acc[o->x[m * D + d]] += lw[m] / sum;
+            if (K == 2)
+                pj[d] = (float)acc[1];
+            else
+                for (int k = 0; k < K; k++)
+                    pj[k * D + d] = (float)acc[k];
+        }
+    }
+    return BFN_OK;
+}
+
+typedef struct { const oracle *o; double max_err; int seen; } first_step;
+
+static int first_step_observer(const bfn_sample_frame *f, void *user)
+{
+    first_step *fs = user;
+    if (f->step != 1)
+        return 0;
+    fs->seen = 1;
+    /* t = 0, z = 0: the output is the data's per-pixel marginal Σ_m π_m [x_md = k] */
+    const oracle *o = fs->o;
+    for (int b = 0; b < f->B; b++)
+        for (int d = 0; d < f->D; d++)
+            for (int k = 0; k < f->p_planes; k++) {
+                double want = 0;
+                for (int m = 0; m < o->M; m++)
+                    want += exp(o->logpi[m]) * (o->x[m * f->D + d] == (f->K == 2 ? 1 : k));
+                double e = fabs(f->p[((size_t)b * f->p_planes + k) * f->D + d] - want);
+                fs->max_err = e > fs->max_err ? e : fs->max_err;
+            }
+    return 0;
+}
+
+/* Samples B images with the oracle; returns the share of them that are data
+ * images and writes each image's share to share[m]. */
+static double oracle_sample(oracle *o, int B, int n, uint64_t seed, double *share,
+                            double *first_err)
+{
+    bfn_sample_config sc = {.n_steps = n, .beta1 = 3.0, .count = B, .seed = seed};
+    bfn_sampler *s = NULL;
+    bfn_err err = {0};
+    first_step fs = {.o = o};
+    if (bfn_sampler_create_fn(&s, o->D, o->K, o->max_b, oracle_output, o, &sc, &err) != BFN_OK) {
+        fprintf(stderr, "sampler: %s\n", err.msg);
+        exit(1);
+    }
+    bfn_sampler_set_observer(s, first_step_observer, &fs);
+    if (bfn_sampler_run(s, NULL, &err) != BFN_OK) {
+        fprintf(stderr, "sampler: %s\n", err.msg);
+        exit(1);
+    }
+    CHECK(fs.seen, "observer saw step 1");
+    if (first_err)
+        *first_err = fs.max_err;
+    const uint8_t *r = bfn_sampler_result(s);
+    int exact = 0;
+    for (int m = 0; m < o->M; m++)
+        share[m] = 0;
+    for (int b = 0; b < B; b++)
+        for (int m = 0; m < o->M; m++)
+            if (!memcmp(r + (size_t)b * o->D, o->x + (size_t)m * o->D, (size_t)o->D)) {
+                share[m] += 1.0 / B;
+                exact++;
+                break;
+            }
+    bfn_sampler_destroy(s);
+    return (double)exact / B;
+}
+
+/* Pearson's statistic of the counts B·share against B·π over the data images. */
+static double chi2(const oracle *o, int B, const double *share)
+{
+    double c = 0;
+    for (int m = 0; m < o->M; m++) {
+        double e = B * exp(o->logpi[m]);
+        c += (B * share[m] - e) * (B * share[m] - e) / e;
+    }
+    return c;
+}
+
+static void oracle_images(oracle *o, uint8_t *x, int M, int D, int K, const double *pi)
+{
+    bfn_rng r;
+    bfn_rng_init(&r, 2024, 5);
+    o->M = M;
+    o->D = D;
+    o->K = K;
+    o->x = x;
+    o->max_b = 96; /* below B: the sampler calls the output in chunks */
+    for (int m = 0; m < M; m++) {
+        o->logpi[m] = log(pi[m]);
+        for (int d = 0; d < D; d++)
+            x[m * D + d] = (uint8_t)bfn_rng_below(&r, (uint64_t)K);
+    }
+    int dmin = D;
+    for (int a = 0; a < M; a++)
+        for (int b = a + 1; b < M; b++) {
+            int h = 0;
+            for (int d = 0; d < D; d++)
+                h += x[a * D + d] != x[b * D + d];
+            dmin = h < dmin ? h : dmin;
+        }
+    CHECK(dmin >= 4, "data images differ in at least 4 pixels (closest pair: %d)", dmin);
+}
+
+static void test_sample_with_the_exact_posterior_gives_back_the_data(void)
+{
+    const double pi[3] = {0.5, 0.3, 0.2};
+    const int B = 16000;
+    for (int K = 2; K <= 3; K++) {
+        const int D = K == 2 ? 16 : 12;
+        uint8_t x[3 * 16];
+        oracle o;
+        memset(&o, 0, sizeof o);
+        oracle_images(&o, x, 3, D, K, pi);
+        double share[3], first_err = 1;
+        double exact = oracle_sample(&o, B, 100, 17, share, &first_err);
+        double c = chi2(&o, B, share);
+        CHECK_NEAR(0, first_err, 1e-6, "K = %d: step-1 output = the data's marginal", K);
+        CHECK(exact >= 0.995, "K = %d, n = 100: %.4f of samples are data images (want >= 0.995)",
+              K, exact);
+        /* 2 degrees of freedom: P(chi2 > 18.42) = 1e-4 */
+        CHECK(c < 18.42, "K = %d, n = 100: shares %.4f %.4f %.4f against 0.5 0.3 0.2 "
+              "(chi2 %.2f, want < 18.42)", K, share[0], share[1], share[2], c);
+        CHECK(o.too_big == 0, "K = %d: output asked for %d chunks above max batch", K, o.too_big);
+        /* n = 1: one message sent from per-pixel draws, which mix the images */
+        double share1[3];
+        double exact1 = oracle_sample(&o, B, 1, 17, share1, NULL);
+        CHECK(exact1 < exact - 0.03, "K = %d: n = 1 gives %.4f data images, n = 100 %.4f: "
+              "the test tells a mixing sampler apart", K, exact1, exact);
+        printf("  K = %d: n = 100: %.4f data images, shares %.4f %.4f %.4f (chi2 %.2f); "
+               "n = 1: %.4f, shares %.4f %.4f %.4f\n", K, exact, share[0], share[1], share[2],
+               c, exact1, share1[0], share1[1], share1[2]);
+    }
+}
+
 static void test_sample_rejects_bad_settings(void)
 {
     bfn_net *net = make_net(2, 2);
@@ -246,6 +424,22 @@ static void test_sample_rejects_bad_settings(void)
     c = ok;
     c.count = 0;
     CHECK(bfn_sampler_create(&s, net, &c, &err) == BFN_ERR_ARG && !s, "count = 0 rejected");
+    /* an output function instead of the network: its shape is checked too */
+    oracle o = {.M = 1, .D = 4, .K = 2, .max_b = 2};
+    CHECK(bfn_sampler_create_fn(&s, 4, 2, 2, NULL, &o, &ok, &err) == BFN_ERR_ARG && !s,
+          "no output function rejected");
+    CHECK(bfn_sampler_create_fn(&s, 0, 2, 2, oracle_output, &o, &ok, &err) == BFN_ERR_ARG && !s,
+          "D = 0 rejected");
+    CHECK(bfn_sampler_create_fn(&s, 4, 1, 2, oracle_output, &o, &ok, &err) == BFN_ERR_ARG && !s,
+          "K = 1 rejected");
+    CHECK(bfn_sampler_create_fn(&s, 4, 257, 2, oracle_output, &o, &ok, &err) == BFN_ERR_ARG && !s,
+          "K = 257 rejected");
+    CHECK(bfn_sampler_create_fn(&s, 4, 2, 0, oracle_output, &o, &ok, &err) == BFN_ERR_ARG && !s,
+          "max batch 0 rejected");
+    c = ok;
+    c.n_steps = 0;
+    CHECK(bfn_sampler_create_fn(&s, 4, 2, 2, oracle_output, &o, &c, &err) == BFN_ERR_ARG && !s,
+          "n = 0 rejected through the output-function path too");
     bfn_net_destroy(net);
 }
 
@@ -256,6 +450,7 @@ int main(void)
     RUN(test_sample_cancel_stops_within_one_step);
     RUN(test_sample_argmax_final_is_argmax_of_output);
     RUN(test_sample_alice_messages_follow_the_flow_law);
+    RUN(test_sample_with_the_exact_posterior_gives_back_the_data);
     RUN(test_sample_rejects_bad_settings);
     return check_finish();
 }

@@ -53,6 +53,18 @@ typedef struct bfn_sampler bfn_sampler;
 /* net must stay valid; its max batch bounds each network call, not count. */
 bfn_status bfn_sampler_create(bfn_sampler **out, bfn_net *net, const bfn_sample_config *cfg,
                               bfn_err *err);
+
+/* The output distribution Algorithm 9 draws from, as a function: for nb images
+ * whose accumulated logits are z (nb × z_planes × D, flow.h), write p_O(·|θ; t)
+ * into p (nb × p_planes × D: p_on for K = 2, K planes otherwise). The network
+ * is one such function (bfn_sampler_create); another can stand in for it, e.g.
+ * the exact posterior of a small data set, against which the sampler itself
+ * can be checked. nb never exceeds the max_batch given at creation. */
+typedef bfn_status (*bfn_output_fn)(void *user, const float *z, double t, int nb, float *p,
+                                    bfn_err *err);
+bfn_status bfn_sampler_create_fn(bfn_sampler **out, int D, int K, int max_batch,
+                                 bfn_output_fn fn, void *user, const bfn_sample_config *cfg,
+                                 bfn_err *err);
 void bfn_sampler_destroy(bfn_sampler *s);
 
 void bfn_sampler_set_observer(bfn_sampler *s, bfn_sample_observer obs, void *user);

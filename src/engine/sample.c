@@ -10,7 +10,9 @@
 enum { STREAM_SAMPLE = 0x5A4D504CU };
 
 struct bfn_sampler {
-    bfn_net *net;
+    bfn_output_fn fn;      /* p_O(·|θ; t): the network (net_output) or another */
+    void *fn_user;
+    bfn_net *net;          /* the network path only (NULL otherwise) */
     bfn_sample_config cfg;
     int B, D, K, zp, pp, in_ch, max_b;
     int done;              /* steps done: 0..n+1 */
@@ -19,19 +21,15 @@ struct bfn_sampler {
     float *y;              /* (B, zp, D) this step's message */
     float *p;              /* (B, pp, D) output probabilities */
     uint8_t *k;            /* (B, D) drawn classes */
-    float *net_in;         /* (max_b, in_ch, D) */
-    float *logits;         /* (max_b, pp, D) */
-    float *t;              /* (max_b) */
+    float *net_in;         /* (max_b, in_ch, D), network path */
+    float *logits;         /* (max_b, pp, D), network path */
+    float *t;              /* (max_b), network path */
     bfn_sample_observer obs;
     void *obs_user;
 };
 
-bfn_status bfn_sampler_create(bfn_sampler **out, bfn_net *net, const bfn_sample_config *cfg,
-                              bfn_err *err)
+static bfn_status check_config(const bfn_sample_config *cfg, bfn_err *err)
 {
-    *out = NULL;
-    if (!net || !cfg)
-        return bfn_err_set(err, BFN_ERR_ARG, "sampler: no network or config");
     if (cfg->n_steps < 1 || cfg->n_steps > 1000000)
         return bfn_err_set(err, BFN_ERR_ARG, "sampler: steps n = %d out of range [1, 1000000]",
                            cfg->n_steps);
@@ -43,32 +41,102 @@ bfn_status bfn_sampler_create(bfn_sampler **out, bfn_net *net, const bfn_sample_
                            cfg->count);
     if (cfg->final != BFN_FINAL_SAMPLE && cfg->final != BFN_FINAL_ARGMAX)
         return bfn_err_set(err, BFN_ERR_ARG, "sampler: unknown final mode %d", (int)cfg->final);
-    const bfn_net_config *nc = bfn_net_get_config(net);
+    return BFN_OK;
+}
+
+/* The sampler's state for count images of D pixels and K classes. */
+static bfn_sampler *sampler_new(int D, int K, int max_b, const bfn_sample_config *cfg)
+{
     bfn_sampler *s = calloc(1, sizeof *s);
     if (!s)
-        return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory");
-    s->net = net;
+        return NULL;
     s->cfg = *cfg;
     s->B = cfg->count;
-    s->D = nc->H * nc->W;
-    s->K = nc->K;
-    s->zp = bfn_flow_planes(s->K);
-    s->pp = bfn_net_out_channels(s->K);
-    s->in_ch = bfn_net_in_channels(s->K);
-    s->max_b = bfn_net_max_batch(net);
+    s->D = D;
+    s->K = K;
+    s->zp = bfn_flow_planes(K);
+    s->pp = bfn_net_out_channels(K);
+    s->max_b = max_b;
     size_t BD = (size_t)s->B * s->D;
     s->z = calloc(BD * s->zp, sizeof(float));
     s->y = calloc(BD * s->zp, sizeof(float));
     s->p = calloc(BD * s->pp, sizeof(float));
     s->k = calloc(BD, 1);
-    s->net_in = calloc((size_t)s->max_b * s->in_ch * s->D, sizeof(float));
-    s->logits = calloc((size_t)s->max_b * s->pp * s->D, sizeof(float));
-    s->t = calloc((size_t)s->max_b, sizeof(float));
-    if (!s->z || !s->y || !s->p || !s->k || !s->net_in || !s->logits || !s->t) {
+    if (!s->z || !s->y || !s->p || !s->k) {
         bfn_sampler_destroy(s);
-        return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory for %d images", s->B);
+        return NULL;
     }
     bfn_rng_init(&s->base, cfg->seed, STREAM_SAMPLE);
+    return s;
+}
+
+/* p_O from the network: θ → network input, one forward for nb images at t. */
+static bfn_status net_output(void *user, const float *z, double t, int nb, float *p,
+                             bfn_err *err)
+{
+    bfn_sampler *s = user;
+    size_t zs = (size_t)s->zp * s->D, ps = (size_t)s->pp * s->D, is = (size_t)s->in_ch * s->D;
+    for (int j = 0; j < nb; j++) {
+        bfn_net_input(s->net_in + j * is, z + j * zs, s->D, s->K);
+        s->t[j] = (float)t;
+    }
+    bfn_status st = bfn_net_forward(s->net, s->net_in, s->t, nb, 0, NULL, s->logits);
+    if (st != BFN_OK)
+        return bfn_err_set(err, st, "sampler: network forward failed (%s)", bfn_status_str(st));
+    for (int j = 0; j < nb; j++)
+        bfn_output_probs(p + j * ps, s->logits + j * ps, s->D, s->K);
+    return BFN_OK;
+}
+
+bfn_status bfn_sampler_create(bfn_sampler **out, bfn_net *net, const bfn_sample_config *cfg,
+                              bfn_err *err)
+{
+    *out = NULL;
+    if (!net || !cfg)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: no network or config");
+    bfn_status st = check_config(cfg, err);
+    if (st != BFN_OK)
+        return st;
+    const bfn_net_config *nc = bfn_net_get_config(net);
+    bfn_sampler *s = sampler_new(nc->H * nc->W, nc->K, bfn_net_max_batch(net), cfg);
+    if (s) {
+        s->fn = net_output;
+        s->fn_user = s;
+        s->net = net;
+        s->in_ch = bfn_net_in_channels(s->K);
+        s->net_in = calloc((size_t)s->max_b * s->in_ch * s->D, sizeof(float));
+        s->logits = calloc((size_t)s->max_b * s->pp * s->D, sizeof(float));
+        s->t = calloc((size_t)s->max_b, sizeof(float));
+    }
+    if (!s || !s->net_in || !s->logits || !s->t) {
+        bfn_sampler_destroy(s);
+        return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory for %d images",
+                           cfg->count);
+    }
+    *out = s;
+    return BFN_OK;
+}
+
+bfn_status bfn_sampler_create_fn(bfn_sampler **out, int D, int K, int max_batch,
+                                 bfn_output_fn fn, void *user, const bfn_sample_config *cfg,
+                                 bfn_err *err)
+{
+    *out = NULL;
+    if (!fn || !cfg)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: no output function or config");
+    if (D < 1 || K < 2 || K > 256 || max_batch < 1)
+        return bfn_err_set(err, BFN_ERR_ARG,
+                           "sampler: D = %d, K = %d, max batch %d (need D >= 1, 2 <= K <= 256, "
+                           "max batch >= 1)", D, K, max_batch);
+    bfn_status st = check_config(cfg, err);
+    if (st != BFN_OK)
+        return st;
+    bfn_sampler *s = sampler_new(D, K, max_batch, cfg);
+    if (!s)
+        return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory for %d images",
+                           cfg->count);
+    s->fn = fn;
+    s->fn_user = user;
     *out = s;
     return BFN_OK;
 }
@@ -93,22 +161,16 @@ void bfn_sampler_set_observer(bfn_sampler *s, bfn_sample_observer obs, void *use
     s->obs_user = user;
 }
 
-/* p_O(·|θ; t) for every image, in chunks of the network's batch. */
+/* p_O(·|θ; t) for every image, in chunks of at most max_b. */
 static bfn_status output_probs(bfn_sampler *s, double t, bfn_err *err)
 {
-    size_t zs = (size_t)s->zp * s->D, ps = (size_t)s->pp * s->D, is = (size_t)s->in_ch * s->D;
+    size_t zs = (size_t)s->zp * s->D, ps = (size_t)s->pp * s->D;
     for (int b0 = 0; b0 < s->B; b0 += s->max_b) {
         int nb = s->B - b0 < s->max_b ? s->B - b0 : s->max_b;
-        for (int j = 0; j < nb; j++) {
-            bfn_net_input(s->net_in + j * is, s->z + (size_t)(b0 + j) * zs, s->D, s->K);
-            s->t[j] = (float)t;
-        }
-        bfn_status st = bfn_net_forward(s->net, s->net_in, s->t, nb, 0, NULL, s->logits);
+        bfn_status st = s->fn(s->fn_user, s->z + (size_t)b0 * zs, t, nb,
+                              s->p + (size_t)b0 * ps, err);
         if (st != BFN_OK)
-            return bfn_err_set(err, st, "sampler: network forward failed (%s)",
-                               bfn_status_str(st));
-        for (int j = 0; j < nb; j++)
-            bfn_output_probs(s->p + (size_t)(b0 + j) * ps, s->logits + j * ps, s->D, s->K);
+            return st;
     }
     return BFN_OK;
 }
