@@ -267,7 +267,6 @@ static bfn_status oracle_output(void *user, const float *z, double t, int nb, fl
         }
         for (int m = 0; m < o->M; m++)
             sum += lw[m] = exp(lw[m] - top);
-        memset(pj, 0, sizeof(float) * pp * D);
         for (int d = 0; d < D; d++) {
             double acc[256] = {0};
             for (int m = 0; m < o->M; m++)
@@ -292,15 +291,16 @@ static int first_step_observer(const bfn_sample_frame *f, void *user)
     fs->seen = 1;
     /* t = 0, z = 0: the output is the data's per-pixel marginal Σ_m π_m [x_md = k] */
     const oracle *o = fs->o;
-    for (int b = 0; b < f->B; b++)
-        for (int d = 0; d < f->D; d++)
-            for (int k = 0; k < f->p_planes; k++) {
-                double want = 0;
-                for (int m = 0; m < o->M; m++)
-                    want += exp(o->logpi[m]) * (o->x[m * f->D + d] == (f->K == 2 ? 1 : k));
+    for (int d = 0; d < f->D; d++)
+        for (int k = 0; k < f->p_planes; k++) {
+            double want = 0;
+            for (int m = 0; m < o->M; m++)
+                want += exp(o->logpi[m]) * (o->x[m * f->D + d] == (f->K == 2 ? 1 : k));
+            for (int b = 0; b < f->B; b++) {
                 double e = fabs(f->p[((size_t)b * f->p_planes + k) * f->D + d] - want);
                 fs->max_err = e > fs->max_err ? e : fs->max_err;
             }
+        }
     return 0;
 }
 

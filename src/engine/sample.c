@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bfn/flow.h"
+#include "bfn/model_io.h"
 
 /* rng stream tags */
 enum { STREAM_SAMPLE = 0x5A4D504CU };
@@ -28,48 +29,6 @@ struct bfn_sampler {
     void *obs_user;
 };
 
-static bfn_status check_config(const bfn_sample_config *cfg, bfn_err *err)
-{
-    if (cfg->n_steps < 1 || cfg->n_steps > 1000000)
-        return bfn_err_set(err, BFN_ERR_ARG, "sampler: steps n = %d out of range [1, 1000000]",
-                           cfg->n_steps);
-    if (!(cfg->beta1 > 0.0 && cfg->beta1 <= 1e4))
-        return bfn_err_set(err, BFN_ERR_ARG, "sampler: beta1 = %g out of range (0, 1e4]",
-                           cfg->beta1);
-    if (cfg->count < 1 || cfg->count > 100000)
-        return bfn_err_set(err, BFN_ERR_ARG, "sampler: count = %d out of range [1, 100000]",
-                           cfg->count);
-    if (cfg->final != BFN_FINAL_SAMPLE && cfg->final != BFN_FINAL_ARGMAX)
-        return bfn_err_set(err, BFN_ERR_ARG, "sampler: unknown final mode %d", (int)cfg->final);
-    return BFN_OK;
-}
-
-/* The sampler's state for count images of D pixels and K classes. */
-static bfn_sampler *sampler_new(int D, int K, int max_b, const bfn_sample_config *cfg)
-{
-    bfn_sampler *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->cfg = *cfg;
-    s->B = cfg->count;
-    s->D = D;
-    s->K = K;
-    s->zp = bfn_flow_planes(K);
-    s->pp = bfn_net_out_channels(K);
-    s->max_b = max_b;
-    size_t BD = (size_t)s->B * s->D;
-    s->z = calloc(BD * s->zp, sizeof(float));
-    s->y = calloc(BD * s->zp, sizeof(float));
-    s->p = calloc(BD * s->pp, sizeof(float));
-    s->k = calloc(BD, 1);
-    if (!s->z || !s->y || !s->p || !s->k) {
-        bfn_sampler_destroy(s);
-        return NULL;
-    }
-    bfn_rng_init(&s->base, cfg->seed, STREAM_SAMPLE);
-    return s;
-}
-
 /* p_O from the network: θ → network input, one forward for nb images at t. */
 static bfn_status net_output(void *user, const float *z, double t, int nb, float *p,
                              bfn_err *err)
@@ -92,23 +51,22 @@ bfn_status bfn_sampler_create(bfn_sampler **out, bfn_net *net, const bfn_sample_
                               bfn_err *err)
 {
     *out = NULL;
-    if (!net || !cfg)
-        return bfn_err_set(err, BFN_ERR_ARG, "sampler: no network or config");
-    bfn_status st = check_config(cfg, err);
+    if (!net)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: no network");
+    const bfn_net_config *nc = bfn_net_get_config(net);
+    bfn_sampler *s;
+    bfn_status st = bfn_sampler_create_fn(&s, nc->H * nc->W, nc->K, bfn_net_max_batch(net),
+                                          net_output, NULL, cfg, err);
     if (st != BFN_OK)
         return st;
-    const bfn_net_config *nc = bfn_net_get_config(net);
-    bfn_sampler *s = sampler_new(nc->H * nc->W, nc->K, bfn_net_max_batch(net), cfg);
-    if (s) {
-        s->fn = net_output;
-        s->fn_user = s;
-        s->net = net;
-        s->in_ch = bfn_net_in_channels(s->K);
-        s->net_in = calloc((size_t)s->max_b * s->in_ch * s->D, sizeof(float));
-        s->logits = calloc((size_t)s->max_b * s->pp * s->D, sizeof(float));
-        s->t = calloc((size_t)s->max_b, sizeof(float));
-    }
-    if (!s || !s->net_in || !s->logits || !s->t) {
+    /* the network path's own buffers, one network batch each */
+    s->fn_user = s;
+    s->net = net;
+    s->in_ch = bfn_net_in_channels(s->K);
+    s->net_in = calloc((size_t)s->max_b * s->in_ch * s->D, sizeof(float));
+    s->logits = calloc((size_t)s->max_b * s->pp * s->D, sizeof(float));
+    s->t = calloc((size_t)s->max_b, sizeof(float));
+    if (!s->net_in || !s->logits || !s->t) {
         bfn_sampler_destroy(s);
         return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory for %d images",
                            cfg->count);
@@ -124,19 +82,43 @@ bfn_status bfn_sampler_create_fn(bfn_sampler **out, int D, int K, int max_batch,
     *out = NULL;
     if (!fn || !cfg)
         return bfn_err_set(err, BFN_ERR_ARG, "sampler: no output function or config");
-    if (D < 1 || K < 2 || K > 256 || max_batch < 1)
+    if (D < 1 || K < 2 || K > BFN_MODEL_K_MAX || max_batch < 1)
         return bfn_err_set(err, BFN_ERR_ARG,
-                           "sampler: D = %d, K = %d, max batch %d (need D >= 1, 2 <= K <= 256, "
-                           "max batch >= 1)", D, K, max_batch);
-    bfn_status st = check_config(cfg, err);
-    if (st != BFN_OK)
-        return st;
-    bfn_sampler *s = sampler_new(D, K, max_batch, cfg);
-    if (!s)
-        return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory for %d images",
+                           "sampler: D = %d, K = %d, max batch %d (need D >= 1, 2 <= K <= %d, "
+                           "max batch >= 1)", D, K, max_batch, BFN_MODEL_K_MAX);
+    if (cfg->n_steps < 1 || cfg->n_steps > 1000000)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: steps n = %d out of range [1, 1000000]",
+                           cfg->n_steps);
+    if (!(cfg->beta1 > 0.0 && cfg->beta1 <= 1e4))
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: beta1 = %g out of range (0, 1e4]",
+                           cfg->beta1);
+    if (cfg->count < 1 || cfg->count > 100000)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: count = %d out of range [1, 100000]",
                            cfg->count);
+    if (cfg->final != BFN_FINAL_SAMPLE && cfg->final != BFN_FINAL_ARGMAX)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: unknown final mode %d", (int)cfg->final);
+    bfn_sampler *s = calloc(1, sizeof *s);
+    if (!s)
+        return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory");
     s->fn = fn;
     s->fn_user = user;
+    s->cfg = *cfg;
+    s->B = cfg->count;
+    s->D = D;
+    s->K = K;
+    s->zp = bfn_flow_planes(K);
+    s->pp = bfn_net_out_channels(K);
+    s->max_b = max_batch;
+    size_t BD = (size_t)s->B * s->D;
+    s->z = calloc(BD * s->zp, sizeof(float));
+    s->y = calloc(BD * s->zp, sizeof(float));
+    s->p = calloc(BD * s->pp, sizeof(float));
+    s->k = calloc(BD, 1);
+    if (!s->z || !s->y || !s->p || !s->k) {
+        bfn_sampler_destroy(s);
+        return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory for %d images", s->B);
+    }
+    bfn_rng_init(&s->base, cfg->seed, STREAM_SAMPLE);
     *out = s;
     return BFN_OK;
 }
