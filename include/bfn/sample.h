@@ -67,6 +67,11 @@ bfn_status bfn_sampler_create_fn(bfn_sampler **out, int D, int K, int max_batch,
                                  bfn_err *err);
 void bfn_sampler_destroy(bfn_sampler *s);
 
+/* The settings every run of Algorithm 9 shares (sampler and teacher): n in
+ * [1, 1000000], β(1) in (0, 1e4], a known final mode. Errors name `who`. */
+bfn_status bfn_sample_settings_check(const char *who, int n_steps, double beta1,
+                                     bfn_final_mode final, bfn_err *err);
+
 void bfn_sampler_set_observer(bfn_sampler *s, bfn_sample_observer obs, void *user);
 
 /* Performs the next step (1..n, then the final output). Returns

@@ -75,6 +75,19 @@ bfn_status bfn_sampler_create(bfn_sampler **out, bfn_net *net, const bfn_sample_
     return BFN_OK;
 }
 
+bfn_status bfn_sample_settings_check(const char *who, int n_steps, double beta1,
+                                     bfn_final_mode final, bfn_err *err)
+{
+    if (n_steps < 1 || n_steps > 1000000)
+        return bfn_err_set(err, BFN_ERR_ARG, "%s: steps n = %d out of range [1, 1000000]", who,
+                           n_steps);
+    if (!(beta1 > 0.0 && beta1 <= 1e4))
+        return bfn_err_set(err, BFN_ERR_ARG, "%s: beta1 = %g out of range (0, 1e4]", who, beta1);
+    if (final != BFN_FINAL_SAMPLE && final != BFN_FINAL_ARGMAX)
+        return bfn_err_set(err, BFN_ERR_ARG, "%s: unknown final mode %d", who, (int)final);
+    return BFN_OK;
+}
+
 bfn_status bfn_sampler_create_fn(bfn_sampler **out, int D, int K, int max_batch,
                                  bfn_output_fn fn, void *user, const bfn_sample_config *cfg,
                                  bfn_err *err)
@@ -86,17 +99,13 @@ bfn_status bfn_sampler_create_fn(bfn_sampler **out, int D, int K, int max_batch,
         return bfn_err_set(err, BFN_ERR_ARG,
                            "sampler: D = %d, K = %d, max batch %d (need D >= 1, 2 <= K <= %d, "
                            "max batch >= 1)", D, K, max_batch, BFN_MODEL_K_MAX);
-    if (cfg->n_steps < 1 || cfg->n_steps > 1000000)
-        return bfn_err_set(err, BFN_ERR_ARG, "sampler: steps n = %d out of range [1, 1000000]",
-                           cfg->n_steps);
-    if (!(cfg->beta1 > 0.0 && cfg->beta1 <= 1e4))
-        return bfn_err_set(err, BFN_ERR_ARG, "sampler: beta1 = %g out of range (0, 1e4]",
-                           cfg->beta1);
+    bfn_status cst = bfn_sample_settings_check("sampler", cfg->n_steps, cfg->beta1, cfg->final,
+                                               err);
+    if (cst != BFN_OK)
+        return cst;
     if (cfg->count < 1 || cfg->count > 100000)
         return bfn_err_set(err, BFN_ERR_ARG, "sampler: count = %d out of range [1, 100000]",
                            cfg->count);
-    if (cfg->final != BFN_FINAL_SAMPLE && cfg->final != BFN_FINAL_ARGMAX)
-        return bfn_err_set(err, BFN_ERR_ARG, "sampler: unknown final mode %d", (int)cfg->final);
     bfn_sampler *s = calloc(1, sizeof *s);
     if (!s)
         return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory");

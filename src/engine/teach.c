@@ -42,14 +42,9 @@ bfn_status bfn_teach_create(bfn_teach **out, bfn_net *net, const bfn_teach_confi
     *out = NULL;
     if (!net || !cfg)
         return bfn_err_set(err, BFN_ERR_ARG, "teach: no network or config");
-    if (cfg->n_steps < 1 || cfg->n_steps > 1000000)
-        return bfn_err_set(err, BFN_ERR_ARG, "teach: steps n = %d out of range [1, 1000000]",
-                           cfg->n_steps);
-    if (!(cfg->beta1 > 0.0 && cfg->beta1 <= 1e4))
-        return bfn_err_set(err, BFN_ERR_ARG, "teach: beta1 = %g out of range (0, 1e4]",
-                           cfg->beta1);
-    if (cfg->final != BFN_FINAL_SAMPLE && cfg->final != BFN_FINAL_ARGMAX)
-        return bfn_err_set(err, BFN_ERR_ARG, "teach: unknown final mode %d", (int)cfg->final);
+    bfn_status cst = bfn_sample_settings_check("teach", cfg->n_steps, cfg->beta1, cfg->final, err);
+    if (cst != BFN_OK)
+        return cst;
     if (cfg->mode != BFN_TEACH_BOB && cfg->mode != BFN_TEACH_ALICE)
         return bfn_err_set(err, BFN_ERR_ARG, "teach: unknown mode %d", (int)cfg->mode);
     if ((cfg->mode == BFN_TEACH_ALICE || cfg->known) && !cfg->x)
