@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]   (default 2)
+#   scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]   (default 2)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
@@ -14,7 +14,8 @@
 # 1's weights (bfn train --init) that rejoins run 1's cosine; models/mnist48.md
 # tells where each was stopped and how the schedule's end was moved.
 # mnist48-more is a third run behind models/mnist48.bfn: a second cosine decay
-# from the weights mnist48-cont ends with.
+# from the weights mnist48-cont ends with; mnist48-third a third, shorter one
+# from the weights mnist48-more ends with (models/mnist48.bfn).
 # twodigit-wide (16/32/96/96 channels, twice the parameters at 0.7 times the
 # speed) and twodigit-wide-more, a second cosine decay from its weights
 # (runs/twodigit-wide.bfn), and twodigit-third, a third decay from the weights
@@ -99,6 +100,14 @@ case "$name" in
     recipe=(--init runs/mnist48-cont.bfn --batch 64 --lr 4e-4 --lr-min 2e-5 --warmup 250
             --ema 0.999 --seed 3)
     notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64; a second cosine decay from its step-20,000 weights" ;;
+  mnist48-third)
+    # a third cosine decay from the weights mnist48-more ends with (the file
+    # models/mnist48.bfn; fresh AdamW state, new draws)
+    data=mnist
+    run=(--steps 2500 --val-every 250 --val-batches 5 --ckpt-every 250)
+    recipe=(--init runs/mnist48-more.bfn --batch 64 --lr 3e-4 --lr-min 2e-5 --warmup 250
+            --ema 0.999 --seed 4)
+    notes="28x28 U-Net base 48 (48/96/96), beta1 3, batch 64; a third cosine decay from its second decay's weights" ;;
   twodigit)
     run=(--steps 17000 --val-every 500 --val-batches 4 --ckpt-every 250)
     recipe=("${td_recipe[@]}" --mult 1,2,4,4)
@@ -128,7 +137,7 @@ case "$name" in
     run=("${td_decay_run[@]}")
     recipe=(--init runs/twodigit-third.bfn "${td_decay[@]}" --seed 6) # new canvases
     notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a fourth cosine decay from the third decay's weights" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]" >&2; exit 2 ;;
+  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
