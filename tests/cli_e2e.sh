@@ -5,6 +5,7 @@
 #   cli_e2e.sh <path to bfn> <source dir>
 set -u
 BFN=${1:?bfn executable}
+BFN=$(readlink -f "$BFN") # some checks run it from another directory
 SRC=${2:-.}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -52,6 +53,23 @@ expect 2 "a resume refuses recipe and network options other than the checkpoint'
 grep -q -- "differ from it: --lr 0.5 (checkpoint: 0.001), --base-ch 16 (checkpoint: 8), --mult 1,2,2 (checkpoint: 1,2)\." "$T/err" && cmp -s "$T/run.ckpt" "$T/held.ckpt" && ok "  ... names them with the checkpoint's values and leaves it alone" || bad "  ... names them with the checkpoint's values and leaves it alone: $(cat "$T/err")"
 expect 2 "a resume refuses another data set than the checkpoint's" -- "$BFN" train --data fashion --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 9 --resume --quiet
 grep -q -- "differ from it: --data fashion (checkpoint: mnist)\." "$T/err" && ok "  ... and says which" || bad "  ... and says which: $(cat "$T/err")"
+expect 2 "a resume refuses an end at or before the checkpoint's step" -- "$BFN" train --data-dir "$D" --ckpt "$T/run.ckpt" --out "$T/run.bfn" --steps 5 --resume --quiet
+grep -q -- "--steps 5: .* is at step 8 already" "$T/err" && cmp -s "$T/run.ckpt" "$T/held.ckpt" && ok "  ... says so and leaves the checkpoint alone" || bad "  ... says so and leaves the checkpoint alone: $(cat "$T/err")"
+expect 2 "--mult with a trailing comma" -- "$BFN" train --data-dir "$D" --ckpt "$T/m.ckpt" --out "$T/m.bfn" --steps 1 --quiet "${TINY[@]}" --mult 1,2,
+[ ! -e "$T/m.ckpt" ] && ok "  ... writes nothing" || bad "  ... writes nothing"
+# a checkpoint path longer than 600 characters gets its log beside it, not at a cut-off name
+P="$T"; for c in a b c d; do P="$P/$(printf "$c%.0s" $(seq 180))"; done; mkdir -p "$P"
+expect 0 "a run whose checkpoint path is ${#P} characters long" -- "$BFN" train --data-dir "$D" --ckpt "$P/x.ckpt" --out "$T/x.bfn" --steps 1 --val-every 0 --quiet "${TINY[@]}"
+[ "$(grep -c '^[0-9]' "$P/x.ckpt.csv" 2>/dev/null)" = 1 ] && ok "  ... logs to its own path + .csv" || bad "  ... logs to its own path + .csv: $(ls "$P" "$T")"
+expect 1 "a checkpoint path too long" -- "$BFN" train --data-dir "$D" --ckpt "$T/$(printf 'y%.0s' $(seq 4100))" --out "$T/y.bfn" --steps 1 --quiet "${TINY[@]}"
+grep -q "path too long" "$T/err" && [ ! -e "$T/y.bfn" ] && ok "  ... says so, and writes nothing" || bad "  ... says so, and writes nothing: $(head -c 300 "$T/err")"
+# a resume without --data continues on the checkpoint's data set, and its model
+# file defaults to runs/<that data set>.bfn, not the MNIST one
+mkdir -p "$T/cwd" "$T/d2"
+mk_images "$T/d2/train-images-idx3-ubyte" 3000; mk_labels "$T/d2/train-labels-idx1-ubyte" 3000
+expect 0 "a tiny two-digit run" -- "$BFN" train --data twodigit --data-dir "$T/d2" --ckpt "$T/td.ckpt" --out "$T/td.bfn" --steps 1 --val-every 0 --quiet "${TINY[@]}"
+expect 0 "  ... resumed without --data and --out" -- bash -c "cd \"$T/cwd\" && exec \"$BFN\" train --data-dir \"$T/d2\" --ckpt \"$T/td.ckpt\" --resume --steps 2 --quiet"
+[ -s "$T/cwd/runs/twodigit.bfn" ] && [ ! -e "$T/cwd/runs/mnist.bfn" ] && ok "  ... writes runs/twodigit.bfn" || bad "  ... writes runs/twodigit.bfn: $(ls -R "$T/cwd"; cat "$T/err")"
 for f in run.ckpt run.bfn; do
   n=$("$BFN" info --model "$T/$f" | grep "notes=")
   [ "$n" = "note:         notes=tiny e2e run" ] && ok "the resumed run's $f keeps its --notes" || bad "the resumed run's $f keeps its --notes (has: '$n')"
@@ -97,7 +115,8 @@ kill -INT $pid; wait $pid; code=$?
 [ "$code" = 130 ] && ok "Ctrl-C exits 130" || bad "Ctrl-C exits 130 (got $code)"
 grep -q "interrupted at step" "$T/int.err" && ok "Ctrl-C reports the saved step" || bad "Ctrl-C reports the saved step: $(cat "$T/int.err")"
 expect 0 "checkpoint saved on Ctrl-C loads" -- "$BFN" info --model "$T/int.ckpt"
-expect 0 "resume after Ctrl-C" -- "$BFN" train --data-dir "$D" --ckpt "$T/int.ckpt" --out "$T/int.bfn" --resume --steps 2 --quiet
+s=$("$BFN" info --model "$T/int.ckpt" | awk '/^step:/ {print $2}')
+expect 0 "resume after Ctrl-C" -- "$BFN" train --data-dir "$D" --ckpt "$T/int.ckpt" --out "$T/int.bfn" --resume --steps $((s + 2)) --quiet
 ls "$T"/*.tmp-* >/dev/null 2>&1 && bad "temporary files left behind" || ok "no temporary files left behind"
 
 # a write that cannot complete (file-size limit, as on a full disk) leaves the previous checkpoint intact

@@ -24,14 +24,36 @@ static int file_exists(const char *p)
 /* Creates the parent directory of path if it is missing (one level). */
 static void ensure_parent(const char *path)
 {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
+    char dir[BFN_PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return; /* cli_check_writable says it is too long */
     char *slash = strrchr(dir, '/');
     if (!slash || slash == dir)
         return;
     *slash = '\0';
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         fprintf(stderr, "bfn train: cannot create directory %s: %s\n", dir, strerror(errno));
+}
+
+/* The training and validation sources of one data set; the training draws
+ * follow seed (two-digit canvases are a function of it). */
+static bfn_status open_sources(bfn_source **train, bfn_source **val, bfn_data_kind kind,
+                               const char *dir, uint64_t seed, bfn_err *err)
+{
+    bfn_status st = bfn_source_create(train, kind, dir, BFN_SPLIT_TRAIN, seed, err);
+    if (st == BFN_OK && (st = bfn_source_create(val, kind, dir, BFN_SPLIT_VAL, 0, err)) != BFN_OK) {
+        bfn_source_destroy(*train);
+        *train = NULL;
+    }
+    return st;
+}
+
+static void run_free(bfn_trainer *tr, bfn_net *net, bfn_source *train, bfn_source *val)
+{
+    bfn_trainer_destroy(tr);
+    bfn_net_destroy(net);
+    bfn_source_destroy(train);
+    bfn_source_destroy(val);
 }
 
 /* A run killed after its last checkpoint has logged steps that the resumed
@@ -89,7 +111,7 @@ static int parse_mult(const char *s, bfn_net_config *c)
             return -1;
         c->ch_mult[n++] = (int)v;
         p = end;
-        if (*p == ',')
+        if (*p == ',' && p[1])
             p++;
         else if (*p)
             return -1;
@@ -222,7 +244,7 @@ int cmd_train(int argc, char **argv)
     double dropout = -1;
     arg_spec specs[] = {
         {"data", ARG_STR, &data, "NAME", "mnist | fashion | twodigit (default mnist; with --resume the checkpoint's)", 1, 0, 0},
-        {"data-dir", ARG_STR, &data_dir, "DIR", "directory with the IDX files (default data/mnist)", 1, 0, 0},
+        {"data-dir", ARG_STR, &data_dir, "DIR", "directory with the IDX files (default data/mnist; fashion: /usr/share/datasets/fashion-mnist)", 1, 0, 0},
         {"ckpt", ARG_STR, &ckpt, "PATH", "checkpoint file (default runs/<data>.ckpt)", 1, 0, 0},
         {"out", ARG_STR, &out, "PATH", "model file with the EMA weights (default runs/<data>.bfn)", 1, 0, 0},
         {"log", ARG_STR, &log_path, "PATH", "CSV log (default: checkpoint path + .csv)", 1, 0, 0},
@@ -323,7 +345,7 @@ int cmd_train(int argc, char **argv)
         bfn_locate(bfn_data_default_dir(kind), data_buf, sizeof data_buf);
         data_dir = data_buf;
     }
-    char ckpt_buf[512], out_buf[512], log_buf[600];
+    char ckpt_buf[64], out_buf[64], log_buf[BFN_PATH_MAX + 8];
     if (!ckpt) {
         snprintf(ckpt_buf, sizeof ckpt_buf, "runs/%s.ckpt", bfn_data_kind_name(kind));
         ckpt = ckpt_buf;
@@ -333,7 +355,11 @@ int cmd_train(int argc, char **argv)
         out = out_buf;
     }
     if (!log_path) {
-        snprintf(log_buf, sizeof log_buf, "%s.csv", ckpt);
+        if (snprintf(log_buf, sizeof log_buf, "%s.csv", ckpt) >= (int)sizeof log_buf) {
+            fprintf(stderr, "bfn train: cannot write %s.csv: path too long\n", ckpt);
+            early_code = EXIT_FAIL;
+            goto early;
+        }
         log_path = log_buf;
     }
     /* an output that cannot be written fails now, not at the first save */
@@ -354,10 +380,10 @@ int cmd_train(int argc, char **argv)
         return EXIT_FAIL; /* no --init with --resume */
     }
 
+    /* a resume opens its data once it has read the checkpoint's data set and seed */
     bfn_source *train_src = NULL, *val_src = NULL;
-    if ((st = bfn_source_create(&train_src, kind, data_dir, BFN_SPLIT_TRAIN, tc.seed, &err)) != BFN_OK ||
-        (st = bfn_source_create(&val_src, kind, data_dir, BFN_SPLIT_VAL, 0, &err)) != BFN_OK) {
-        bfn_source_destroy(train_src);
+    if (!resume &&
+        (st = open_sources(&train_src, &val_src, kind, data_dir, tc.seed, &err)) != BFN_OK) {
         early_code = cli_fail("train", st, &err);
         if (default_dir && kind != BFN_DATA_FASHION)
             fprintf(stderr, "bfn train: fetch MNIST first with: bfn data fetch\n");
@@ -401,31 +427,38 @@ int cmd_train(int argc, char **argv)
                         "these options differ from it: %s. Leave them out, or start a new run "
                         "with --force (--steps moves the end of the learning-rate schedule)\n",
                         diff);
-                bfn_trainer_destroy(tr);
-                bfn_net_destroy(net);
-                bfn_source_destroy(train_src);
-                bfn_source_destroy(val_src);
+                run_free(tr, net, NULL, NULL);
                 return EXIT_USAGE;
-            }
-            if (st == BFN_OK && (run_seed != tc.seed || run_kind != kind)) {
-                /* continue on the run's own data set (without --data) and seed (two-digit
-                 * images are a function of it) */
-                if (run_kind != kind) {
-                    kind = run_kind;
-                    data = bfn_data_kind_name(kind);
-                    if (default_dir)
-                        bfn_locate(bfn_data_default_dir(kind), data_buf, sizeof data_buf);
-                    bfn_source_destroy(val_src);
-                    val_src = NULL;
-                    st = bfn_source_create(&val_src, kind, data_dir, BFN_SPLIT_VAL, 0, &err);
-                }
-                bfn_source_destroy(train_src);
-                train_src = NULL;
-                if (st == BFN_OK)
-                    st = bfn_source_create(&train_src, kind, data_dir, BFN_SPLIT_TRAIN, run_seed, &err);
             }
             /* --steps moves the end of the schedule; without it the run ends where
              * it was going to */
+            int64_t at = bfn_trainer_steps(tr);
+            if (st == BFN_OK && spec_seen(specs, ns, "steps") && steps <= at) {
+                fprintf(stderr, "bfn train: --steps %lld: %s is at step %lld already; give a later "
+                                "end, or leave --steps out to keep the run's own (%lld)\n",
+                        (long long)steps, ckpt, (long long)at,
+                        (long long)bfn_trainer_config(tr)->total_steps);
+                run_free(tr, net, NULL, NULL);
+                return EXIT_USAGE;
+            }
+            if (st == BFN_OK && run_kind != kind) {
+                /* continue on the run's own data set (without --data): its data
+                 * directory and, unless given, its model file */
+                kind = run_kind;
+                data = bfn_data_kind_name(kind);
+                if (default_dir)
+                    bfn_locate(bfn_data_default_dir(kind), data_buf, sizeof data_buf);
+                if (out == out_buf) {
+                    snprintf(out_buf, sizeof out_buf, "runs/%s.bfn", data);
+                    ensure_parent(out);
+                    if (cli_check_writable("train", out)) {
+                        run_free(tr, net, NULL, NULL);
+                        return EXIT_FAIL;
+                    }
+                }
+            }
+            if (st == BFN_OK) /* and its seed */
+                st = open_sources(&train_src, &val_src, kind, data_dir, run_seed, &err);
             if (st == BFN_OK && spec_seen(specs, ns, "steps"))
                 bfn_trainer_set_total_steps(tr, steps);
         }
@@ -461,8 +494,7 @@ int cmd_train(int argc, char **argv)
         if (mult && parse_mult(mult, &nc) != 0) {
             fprintf(stderr, "bfn train: --mult expects a comma list of 1..%d integers 1..16, got '%s'\n",
                     BFN_NET_MAX_LEVELS, mult);
-            bfn_source_destroy(train_src);
-            bfn_source_destroy(val_src);
+            run_free(NULL, NULL, train_src, val_src);
             return EXIT_USAGE;
         }
         if ((st = bfn_net_config_check(&nc, &err)) == BFN_OK &&
@@ -488,10 +520,7 @@ int cmd_train(int argc, char **argv)
     }
     if (st != BFN_OK) {
         int code = cli_fail("train", st, &err);
-        bfn_trainer_destroy(tr);
-        bfn_net_destroy(net);
-        bfn_source_destroy(train_src);
-        bfn_source_destroy(val_src);
+        run_free(tr, net, train_src, val_src);
         return code;
     }
     const bfn_train_config *cfg = bfn_trainer_config(tr);
@@ -563,7 +592,8 @@ int cmd_train(int argc, char **argv)
             last_saved = s.step;
         }
     }
-    if (code == EXIT_OK && *stop) {
+    /* a stop that came during the last step found its save done: the run is complete */
+    if (code == EXIT_OK && *stop && bfn_trainer_steps(tr) < cfg->total_steps) {
         if (pg.tty)
             fputc('\n', stderr);
         st = bfn_trainer_save(tr, ckpt, bfn_data_kind_name(kind), images_seen, notes, &err);
@@ -584,10 +614,7 @@ int cmd_train(int argc, char **argv)
     }
     if (log)
         fclose(log);
-    bfn_trainer_destroy(tr);
-    bfn_net_destroy(net);
-    bfn_source_destroy(train_src);
-    bfn_source_destroy(val_src);
+    run_free(tr, net, train_src, val_src);
     return code;
 
 early:

@@ -610,8 +610,8 @@ int bfn_locate(const char *rel, char *out, size_t cap)
         if (try_under(BFN_SOURCE_DIR, rel, out, cap))
             return 1;
     }
-    snprintf(out, cap, "%s", rel);
-    return path_exists(rel);
+    int n = snprintf(out, cap, "%s", rel);
+    return n >= 0 && (size_t)n < cap && path_exists(rel);
 }
 
 void bfn_source_destroy(bfn_source *src)
