@@ -349,6 +349,66 @@ static void test_teach_text_stays_inside_its_panels(void)
     }
 }
 
+
+/* A stroke cut off by a key, a failed lesson and an image the model cannot
+ * take: the mode says why, keeps answering, and does not spin while it waits. */
+static void test_teach_recovers_from_interruptions_and_errors(void)
+{
+    viz_app *a = open_teach(5, 1);
+    CHECK(fx_click(a, "teach.src.draw"), "the draw button is on screen");
+    CHECK(viz_app_wait_run(a, 120), "the lesson of the empty drawing finished");
+    int sx, sy;
+    viz_teach_canvas_pos(a, 10, 10, &sx, &sy);
+    viz_app_mouse_move(a, sx, sy);
+    viz_app_mouse_button(a, sx, sy, 1);
+    viz_app_run_frames(a, 1);
+    fx_key(a, SDLK_x, 0); /* Bob alone while the button is still down */
+    viz_app_mouse_button(a, sx, sy, 0);
+    viz_app_run_frames(a, 2);
+    CHECK(viz_app_wait_run(a, 60), "a lesson follows a mode switched in the middle of a stroke");
+    viz_lesson *l = viz_teach_lesson_ref(a, 0);
+    CHECK(l && l->mode == BFN_TEACH_BOB, "that lesson is Bob's (%s)", l ? "other mode" : "none");
+    viz_lesson_unref(l);
+    viz_teach_set_inpaint(a, 1, VIZ_MASK_TOP);
+    viz_teach_set_mode(a, BFN_TEACH_ALICE);
+    CHECK_NEAR(0, tstate(a).inpaint, 0, "Alice's mode leaves inpainting off");
+    viz_app_destroy(a);
+
+    /* the model file spoilt after the app opened it: the lesson fails and says so */
+    char spoilt[600];
+    snprintf(spoilt, sizeof spoilt, "%s/spoilt.bfn", dir);
+    fx_make_model(spoilt, 28, 31);
+    a = fx_open(dir, spoilt, 5, 1, 1);
+    CHECK(viz_app_wait_run(a, 60), "the sampling run finished");
+    FILE *f = fopen(spoilt, "wb");
+    CHECK(f && fputs("not a model", f) >= 0 && fclose(f) == 0, "model file overwritten");
+    fx_key(a, SDLK_l, 0);
+    CHECK(viz_app_wait_run(a, 60), "the failed lesson settles");
+    viz_teach_state ts = tstate(a);
+    CHECK(ts.error[0] != '\0', "the teaching mode shows why the lesson failed (error: '%s')",
+          ts.error);
+    viz_app_destroy(a);
+
+    /* a 32×32 model cannot take the 28×28 test digits: an error that waits for the
+     * user, not a retry 20 times a second */
+    char m32[600];
+    snprintf(m32, sizeof m32, "%s/m32.bfn", dir);
+    fx_make_model(m32, 32, 5);
+    a = fx_open(dir, m32, 5, 1, 1);
+    CHECK(viz_app_wait_run(a, 60), "the 32×32 sampling run finished");
+    fx_key(a, SDLK_l, 0);
+    viz_app_run_frames(a, 3);
+    ts = tstate(a);
+    CHECK(strstr(ts.error, "28×28") != NULL, "the error names the digits' size (error: '%s')",
+          ts.error);
+    double wake = viz_teach_next_wake(a);
+    CHECK(wake < 0, "no wake-up while the error waits for the user (next wake in %g s)", wake);
+    fx_key(a, SDLK_d, 0); /* draw instead: a 32×32 canvas */
+    CHECK(viz_app_wait_run(a, 60), "a lesson of the 32×32 drawing follows");
+    CHECK_NEAR(32, tstate(a).W, 0, "the lesson's width");
+    viz_app_destroy(a);
+}
+
 int main(void)
 {
     fx_tmpdir(dir, sizeof dir);
@@ -360,6 +420,7 @@ int main(void)
     RUN(test_teach_bob_alone_is_the_sampler_and_inpainting_keeps_known_pixels);
     RUN(test_teach_button_key_captions_and_tour);
     RUN(test_teach_text_stays_inside_its_panels);
+    RUN(test_teach_recovers_from_interruptions_and_errors);
     fx_rmtree(dir);
     return check_finish();
 }

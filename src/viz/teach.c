@@ -126,7 +126,7 @@ void viz_teach_destroy(viz_teach *t)
 
 /* ---- Alice's image ---- */
 
-/* Model size and β(1) from the main run (the same model file). 0 if unknown. */
+/* Model size from the main run (the same model file). 0 if unknown. */
 static int model_dims(const viz_app *a, int *K, int *H, int *W)
 {
     const viz_run *r = a->run;
@@ -199,7 +199,8 @@ static double beta_of(const viz_app *a, double b)
     return isnan(m) ? 3.0 : m;
 }
 
-/* What the next lesson would be; 0 if none can be made now. */
+/* What the next lesson would be: 1; 0 (with t->error) if none can be made from
+ * these settings, -1 if the model is not there yet. */
 static int make_request(viz_app *a, viz_teach_req *q)
 {
     viz_teach *t = a->teach;
@@ -209,7 +210,7 @@ static int make_request(viz_app *a, viz_teach_req *q)
         viz_fmt(t->error, sizeof t->error, a->run ? "the model did not load: %.400s"
                                                   : "loading the model%.0s…",
                 a->run ? a->run->error : "");
-        return 0;
+        return -1;
     }
     if (K != 2) {
         viz_fmt(t->error, sizeof t->error,
@@ -241,16 +242,33 @@ static int make_request(viz_app *a, viz_teach_req *q)
     return 1;
 }
 
+static int params_equal(const viz_lesson_params *p, const viz_lesson_params *q)
+{
+    return p->n == q->n && p->beta1 == q->beta1 && p->argmax == q->argmax;
+}
+
+/* Field by field: a struct's padding bytes are not part of its value. */
+static int req_equal(const viz_teach_req *p, const viz_teach_req *q)
+{
+    size_t d = (size_t)p->H * (size_t)p->W;
+    return !strcmp(p->model_path, q->model_path) && p->H == q->H && p->W == q->W &&
+           !memcmp(p->x, q->x, d) && p->has_mask == q->has_mask &&
+           (!p->has_mask || !memcmp(p->known, q->known, d)) && p->inpaint == q->inpaint &&
+           p->mode == q->mode && p->seed == q->seed && p->sides == q->sides &&
+           params_equal(&p->lp[0], &q->lp[0]) &&
+           (p->sides < 2 || params_equal(&p->lp[1], &q->lp[1])) && p->eval_draws == q->eval_draws;
+}
+
 static void submit_if_changed(viz_app *a)
 {
     viz_teach *t = a->teach;
     if (t->stroke)
         return; /* the drawing is sent when the stroke ends */
-    if (!make_request(a, t->req)) {
-        t->want = 1; /* try again when the model is there */
+    int made = make_request(a, t->req);
+    t->retry = made < 0; /* ask again soon; other errors wait for the user's next change */
+    if (made <= 0)
         return;
-    }
-    if (!t->want && t->submitted && !memcmp(t->req, &t->last, sizeof t->last))
+    if (!t->want && t->submitted && req_equal(t->req, &t->last))
         return;
     t->last = *t->req;
     t->submitted = 1;
@@ -389,7 +407,7 @@ double viz_teach_next_wake(viz_app *a)
     viz_teach *t = a->teach;
     if (!a->teach_on)
         return -1;
-    if (t->want || (t->tour_pos >= 0 && t->sides))
+    if (t->retry || (t->want && !t->error[0]) || (t->tour_pos >= 0 && t->sides))
         return 0.05;
     if (t->playing && t->sides && (int)t->pos < positions_ready(t) - 1)
         return (floor(t->pos) + 1 - t->pos) / play_rate(t);
@@ -429,6 +447,8 @@ void viz_teach_toggle(viz_app *a)
 void viz_teach_set_mode(viz_app *a, bfn_teach_mode m)
 {
     a->teach->mode = m;
+    if (m == BFN_TEACH_ALICE)
+        a->teach->inpaint = 0; /* Alice sends every pixel: nothing to complete */
     a->dirty = 1;
 }
 
@@ -511,8 +531,6 @@ int viz_teach_key(viz_app *a, SDL_Keycode key, Uint16 mod)
         return 1;
     case SDLK_x:
         viz_teach_set_mode(a, t->mode == BFN_TEACH_ALICE ? BFN_TEACH_BOB : BFN_TEACH_ALICE);
-        if (t->mode == BFN_TEACH_ALICE)
-            t->inpaint = 0;
         return 1;
     case SDLK_n:
         viz_teach_digit(a, shift ? -1 : 1);
@@ -584,13 +602,25 @@ void viz_teach_get_state(viz_app *a, viz_teach_state *s)
     s->positions = t->sides ? viz_teach_positions_max(t) + 2 : 1;
     s->playing = t->playing;
     s->sides = t->sides;
-    viz_strcpy(s->error, sizeof s->error, t->error);
+    const char *err = viz_teach_error(a);
+    viz_strcpy(s->error, sizeof s->error, err ? err : "");
+}
+
+const char *viz_teach_error(const viz_app *a)
+{
+    const viz_teach *t = a->teach;
+    if (t->error[0])
+        return t->error;
+    for (int s = 0; s < t->sides; s++)
+        if (viz_lesson_get_state(t->les[s]) == VIZ_LESSON_ERROR && t->les[s]->error[0])
+            return t->les[s]->error;
+    return NULL;
 }
 
 int viz_teach_image(viz_app *a, uint8_t *x, uint8_t *known, int cap)
 {
     viz_teach_req *q = a->teach->req;
-    if (!make_request(a, q) || q->H * q->W > cap)
+    if (make_request(a, q) <= 0 || q->H * q->W > cap)
         return 0;
     memcpy(x, q->x, (size_t)q->H * q->W);
     if (known)

@@ -44,6 +44,9 @@ void viz_teach_ack(struct viz_app *a);
 void viz_teach_pass(struct viz_app *a);
 /* The lesson on screen is complete (steps and evaluation) and current. */
 int viz_teach_settled(struct viz_app *a);
+/* What keeps a lesson from showing (the settings' error, else a failed lesson's);
+ * NULL if nothing. */
+const char *viz_teach_error(const struct viz_app *a);
 
 /* ---- actions (buttons, keys, tour, tests) ---- */
 void viz_teach_set_mode(struct viz_app *a, bfn_teach_mode m);

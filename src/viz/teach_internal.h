@@ -14,6 +14,7 @@ struct viz_teach {
     viz_teach_req *req;         /* scratch: the request as the settings make it now */
     viz_teach_req last;         /* the last one submitted */
     int submitted, want;        /* want: submit even if unchanged (entering, clearing) */
+    int retry;                  /* the model was not there at the last request */
     char error[600];            /* why no lesson can be made ("" none) */
 
     /* Alice's image */

@@ -368,12 +368,8 @@ static void controls(viz_app *a, SDL_Rect r)
                                "Generation: Bob draws his own messages from his guess (same "
                                "seed, same noise)"};
         int h = buttons(&c, 2, ids, lab, tips, t->mode == BFN_TEACH_ALICE ? 0 : 1);
-        if (h == 0) {
-            viz_teach_set_mode(a, BFN_TEACH_ALICE);
-            t->inpaint = 0;
-        } else if (h == 1) {
-            viz_teach_set_mode(a, BFN_TEACH_BOB);
-        }
+        if (h >= 0)
+            viz_teach_set_mode(a, h == 0 ? BFN_TEACH_ALICE : BFN_TEACH_BOB);
     }
 
     section(&c, "COMPLETE A DRAWING (I, K)");
@@ -835,12 +831,13 @@ void viz_teach_pass(viz_app *a)
     int M = t->sides ? viz_teach_positions_max(t) : 0;
     timeline(a, tl, M);
     t->canvas_rect = (SDL_Rect){0, 0, 0, 0};
-    if (!t->sides || t->error[0]) {
+    const char *err = viz_teach_error(a);
+    if (!t->sides || err) {
         SDL_Rect msg = {m.x, m.y, m.w, m.h - tl_h};
-        if (t->error[0])
+        if (err)
             viz_draw_wrapped(a, VIZ_FONT_LARGE, (SDL_Rect){m.x + pad, m.y + m.h / 3, m.w - 2 * pad,
                                                            m.h},
-                             ui->th.error, t->error);
+                             ui->th.error, err);
         else
             viz_ui_text_center(ui, VIZ_FONT_LARGE, msg, ui->th.dim, "preparing the lesson…");
         if (a->help) {
@@ -904,6 +901,8 @@ void viz_teach_pass(viz_app *a)
                 t->img_h = H;
                 if (t->source == VIZ_SRC_DRAW && (t->mode == BFN_TEACH_ALICE || t->inpaint))
                     canvas_input(a, dst, W, H);
+                else
+                    t->stroke = 0; /* a key took the canvas away mid-stroke */
             }
             if (l->has_mask && (p == 0 || p == 2)) {
                 SDL_Rect k = viz_teach_mask_rect((viz_teach_mask)t->mask, H, W);
