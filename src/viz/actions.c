@@ -124,13 +124,15 @@ double viz_beta_model(const viz_app *a)
     return NAN;
 }
 
-double viz_beta_shown(const viz_app *a)
+double viz_beta_or_model(const viz_app *a, double beta1)
 {
-    if (a->set.beta1 > 0)
-        return a->set.beta1;
+    if (beta1 > 0)
+        return beta1;
     double m = viz_beta_model(a);
     return isnan(m) ? 3.0 : m;
 }
+
+double viz_beta_shown(const viz_app *a) { return viz_beta_or_model(a, a->set.beta1); }
 
 void viz_act_beta(viz_app *a, double factor)
 {

@@ -143,6 +143,8 @@ void viz_act_train_start(viz_app *a);
 void viz_act_train_pause(viz_app *a);
 /* The β(1) on screen: the setting, else the shown run's, else 3. */
 double viz_beta_shown(const viz_app *a);
+/* beta1 when set (> 0), else the shown run's, else 3. */
+double viz_beta_or_model(const viz_app *a, double beta1);
 /* The model's trained β(1) (NaN when unknown). */
 double viz_beta_model(const viz_app *a);
 void viz_scan_models(viz_app *a);

@@ -191,14 +191,6 @@ static int build_image(viz_app *a, int H, int W, uint8_t *x)
     return 1;
 }
 
-static double beta_of(const viz_app *a, double b)
-{
-    if (b > 0)
-        return b;
-    double m = viz_beta_model(a);
-    return isnan(m) ? 3.0 : m;
-}
-
 /* What the next lesson would be: 1; 0 (with t->error) if none can be made from
  * these settings, -1 if the model is not there yet. */
 static int make_request(viz_app *a, viz_teach_req *q)
@@ -235,9 +227,9 @@ static int make_request(viz_app *a, viz_teach_req *q)
     q->seed = a->set.seed;
     q->sides = t->sbs ? 2 : 1;
     q->lp[0] = (viz_lesson_params){.n = viz_clampi(a->set.n, 1, VIZ_TEACH_N_MAX),
-                                   .beta1 = beta_of(a, a->set.beta1), .argmax = a->set.argmax};
+                                   .beta1 = viz_beta_or_model(a, a->set.beta1), .argmax = a->set.argmax};
     q->lp[1] = (viz_lesson_params){.n = viz_clampi(t->b.n, 1, VIZ_TEACH_N_MAX),
-                                   .beta1 = beta_of(a, t->b.beta1), .argmax = t->b.argmax};
+                                   .beta1 = viz_beta_or_model(a, t->b.beta1), .argmax = t->b.argmax};
     q->eval_draws = EVAL_DRAWS;
     return 1;
 }

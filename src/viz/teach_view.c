@@ -248,16 +248,14 @@ static int nice_n(int n, int dir)
     return n;
 }
 
-/* "caption  [−] value [+]  [final]" for one row's settings; returns what was clicked. */
+/* "caption  [−] value [+]  [final]" for one row's settings. */
 static void settings_row(column *c, const char *tag, int side)
 {
     viz_app *a = c->a;
     viz_ui *ui = &a->ui;
     viz_teach *t = a->teach;
     int n = side ? t->b.n : a->set.n;
-    double b = side ? (t->b.beta1 > 0 ? t->b.beta1 : viz_beta_model(a)) : viz_beta_shown(a);
-    if (isnan(b))
-        b = 3;
+    double b = viz_beta_or_model(a, side ? t->b.beta1 : a->set.beta1);
     int argmax = side ? t->b.argmax : a->set.argmax;
     char id[40], v[40];
     int gap = viz_ui_px(ui, 4), bw = c->row, cap = viz_ui_px(ui, 26);
@@ -491,15 +489,19 @@ static void chart(viz_app *a, SDL_Rect r, int M)
     viz_ui_frame(ui, p2, ui->th.border);
     if (!ui->drawing)
         return;
+    /* the worker publishes as it goes: read each side's progress once, so the
+     * scales and the drawing see the same steps */
     double bmax = 1e-9, tmax = 1e-9;
+    int ready_of[2] = {0, 0}, eval_of[2] = {0, 0};
     for (int s = 0; s < t->sides; s++) {
         const viz_lesson *l = t->les[s];
-        int ready = viz_lesson_ready(l);
+        int ready = ready_of[s] = viz_lesson_ready(l);
+        eval_of[s] = atomic_load(&l->eval_state);
         for (int i = 0; i < ready && i < l->lp.n; i++) {
             bmax = fmax(bmax, l->step_cost[i] * BITS);
             tmax = fmax(tmax, l->total[i] * BITS);
         }
-        if (atomic_load(&l->eval_state) == VIZ_EVAL_DONE)
+        if (eval_of[s] == VIZ_EVAL_DONE)
             tmax = fmax(tmax, (l->ln + l->ln_se) * BITS);
     }
     bmax *= 1.08;
@@ -507,7 +509,7 @@ static void chart(viz_app *a, SDL_Rect r, int M)
     int pos = (int)t->pos;
     for (int s = 0; s < t->sides; s++) {
         const viz_lesson *l = t->les[s];
-        const int n = l->lp.n, ready = viz_lesson_ready(l);
+        const int n = l->lp.n, ready = ready_of[s];
         SDL_Color c = s ? C_B : C_A;
         int shown = viz_teach_step_at(l, M, pos);
         /* bars, side B drawn thinner on top */
@@ -523,7 +525,7 @@ static void chart(viz_app *a, SDL_Rect r, int M)
                 cc = viz_ui_mix(c, (SDL_Color){22, 23, 28, 255}, 0.65f);
             viz_ui_fill(ui, (SDL_Rect){x0, p1.y + p1.h - 1 - h, w, h}, cc);
         }
-        if (atomic_load(&l->eval_state) == VIZ_EVAL_DONE) {
+        if (eval_of[s] == VIZ_EVAL_DONE) {
             int y0 = p2.y + (int)((1 - (l->ln + l->ln_se) * BITS / tmax) * (p2.h - 1));
             int y1 = p2.y + (int)((1 - (l->ln - l->ln_se) * BITS / tmax) * (p2.h - 1));
             SDL_Color band = c;
