@@ -254,6 +254,25 @@ static void test_idx_empty_missing_and_odd_files_fail_cleanly(void)
     CHECK(s == BFN_ERR_FORMAT, "gzip cut in half: status %d (%.120s)", s, err.msg);
     CHECK(idx.data == NULL, "gzip cut in half: idx left empty");
 
+    /* a valid file followed by 64 MiB of zeros, gzipped to about 64 KiB: refused
+     * after counting only the first MiB of the tail */
+    tmp_path(path, sizeof path, "tail.gz");
+    gzFile gz = gzopen(path, "wb");
+    CHECK(gz != NULL, "create %.120s", path);
+    if (gz) {
+        static uint8_t zeros[1 << 16];
+        int wrote = gzwrite(gz, buf, (unsigned)n) == (int)n;
+        for (int j = 0; j < 1024; j++)
+            wrote &= gzwrite(gz, zeros, sizeof zeros) == (int)sizeof zeros;
+        gzclose(gz);
+        CHECK(wrote, "gzwrite %.120s", path);
+    }
+    s = bfn_idx_load(&idx, path, &err);
+    CHECK_NEAR(BFN_ERR_FORMAT, s, 0, "valid file with a 64 MiB tail: status (%.120s)", err.msg);
+    CHECK(strstr(err.msg, "has more than ") != NULL && strstr(err.msg, "header says 16+800"),
+          "64 MiB tail message '%.160s' says 'has more than' (a lower bound) and the header's size",
+          err.msg);
+
     CHECK_NEAR(BFN_ERR_ARG, bfn_idx_load(&idx, NULL, &err), 0, "NULL path");
     CHECK_NEAR(BFN_ERR_ARG, bfn_idx_load(NULL, path, NULL), 0, "NULL idx, NULL err");
 }

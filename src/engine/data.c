@@ -144,8 +144,12 @@ static bfn_status gz_fail(gzFile gz, const char *name, bfn_err *err)
                        msg ? msg : "unknown zlib error");
 }
 
-/* Bytes left in gz after the expected end (counted up to a cap, so a huge or
- * endless stream cannot keep us busy); *more is set when the cap was hit. */
+/* Trailing bytes are counted for the error message only, up to 1 MiB: a small
+ * file that inflates to gigabytes after its payload costs a millisecond. */
+#define GZ_REST_COUNT_MAX ((uint64_t)1 << 20)
+
+/* Bytes left in gz after the expected end (counted up to GZ_REST_COUNT_MAX);
+ * *more is set when the cap was hit. */
 static int gz_count_rest(gzFile gz, uint64_t *rest, int *more)
 {
     uint8_t chunk[65536];
@@ -158,7 +162,7 @@ static int gz_count_rest(gzFile gz, uint64_t *rest, int *more)
         if (r == 0)
             return 0;
         *rest += (uint64_t)r;
-        if (*rest > BFN_IDX_MAX_BYTES) {
+        if (*rest > GZ_REST_COUNT_MAX) {
             *more = 1;
             return 0;
         }
