@@ -169,6 +169,28 @@ l10=$(grep '^L^10 ' "$T/eval1"); lrow=$(grep '^L^10 ' "$T/out")
 expect 2 "eval --steps 10,0" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10,0
 grep -q "comma-separated" "$T/err" && ok "bad step list explained" || bad "bad step list explained"
 expect 2 "eval --steps 10,x" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10,x
+for l in "10,10" "inf,3,inf" "+5" " 5"; do
+  expect 2 "eval --steps '$l' (a repeated or unsigned-looking entry)" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps "$l" --limit 2
+done
+expect 2 "eval --steps 3,inf --continuous (the same row twice)" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 3,inf --continuous --limit 2
+# Ctrl-C stops an evaluation with a message and exit 130
+"$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10 --repeats 100000 --limit 40 --threads 1 >/dev/null 2>"$T/ev_int.err" &
+pid=$!; sleep 1; kill -INT $pid
+for _ in $(seq 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill -KILL $pid 2>/dev/null # a build that ignores Ctrl-C would run on
+wait $pid; code=$?
+[ "$code" = 130 ] && grep -q "cancelled" "$T/ev_int.err" && ok "Ctrl-C cancels an evaluation (exit 130, says so)" || bad "Ctrl-C cancels an evaluation: exit $code, $(cat "$T/ev_int.err")"
+# sample: two outputs on one file, and a grid too large, are refused before any sampling
+expect 2 "sample --idx naming the --out file" -- "$BFN" sample --model "$T/run.bfn" --count 2 --steps 2 --out "$T/same.png" --idx "$T/same.png"
+[ ! -e "$T/same.png" ] && ok "  ... writes nothing" || bad "  ... writes nothing"
+expect 2 "sample of a grid image over 2^31 bytes (64x64 images)" -- timeout 60 "$BFN" sample --model "$T/td.bfn" --count 10000 --steps 100000 --scale 16 --out "$T/huge.png"
+grep -q "too large" "$T/err" && [ ! -e "$T/huge.png" ] && ok "  ... says so before sampling" || bad "  ... says so before sampling: $(cat "$T/err")"
+expect 0 "sample --cols above --count" -- "$BFN" sample --model "$T/run.bfn" --count 2 --cols 1000 --steps 2 --scale 1 --out "$T/wide.png"
+wpng=$(od -An -tu1 -j16 -N8 "$T/wide.png" | awk '{print $1*16777216+$2*65536+$3*256+$4, $5*16777216+$6*65536+$7*256+$8}')
+[ "$wpng" = "62 32" ] && ok "  ... makes a grid of 2 columns (62 x 32)" || bad "  ... makes a grid of 2 columns (62 x 32): $wpng"
+for v in " -1" "+3" " 7"; do
+  expect 2 "sample --seed '$v' (only digits)" -- "$BFN" sample --model "$T/run.bfn" --count 1 --steps 2 --seed "$v" --out "$T/seed.png"
+done
 expect 0 "data preview" -- "$BFN" data preview --data-dir "$D" --count 9 --out "$T/p.png" --binarize
 expect 0 "help" -- "$BFN" --help
 for c in train sample eval info data; do expect 0 "$c --help" -- "$BFN" $c --help; done

@@ -1,5 +1,6 @@
 #include "args.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,15 @@ static int in_range(const arg_spec *s, double v)
     return s->min > s->max || (v >= s->min && v <= s->max);
 }
 
+/* Digits, after one '-' where allowed: strtoll and strtoull would also take
+ * leading blanks and a '+' (and strtoull a '-', wrapping " -1" to 2^64 - 1). */
+static int plain_integer(const char *v, int negative_ok)
+{
+    if (negative_ok && *v == '-')
+        v++;
+    return isdigit((unsigned char)*v);
+}
+
 static int parse_value(const char *prog, arg_spec *s, const char *v)
 {
     char *end = NULL;
@@ -18,8 +28,8 @@ static int parse_value(const char *prog, arg_spec *s, const char *v)
     switch (s->type) {
     case ARG_INT:
     case ARG_I64: {
-        long long x = strtoll(v, &end, 10);
-        if (errno || end == v || *end) {
+        long long x = plain_integer(v, 1) ? strtoll(v, &end, 10) : 0;
+        if (!plain_integer(v, 1) || errno || end == v || *end) {
             fprintf(stderr, "%s: --%s expects an integer, got '%s'\n", prog, s->name, v);
             return -1;
         }
@@ -35,12 +45,8 @@ static int parse_value(const char *prog, arg_spec *s, const char *v)
         return 0;
     }
     case ARG_U64: {
-        if (v[0] == '-') {
-            fprintf(stderr, "%s: --%s expects a non-negative integer, got '%s'\n", prog, s->name, v);
-            return -1;
-        }
-        unsigned long long x = strtoull(v, &end, 10);
-        if (errno || end == v || *end) {
+        unsigned long long x = plain_integer(v, 0) ? strtoull(v, &end, 10) : 0;
+        if (!plain_integer(v, 0) || errno || end == v || *end) {
             fprintf(stderr, "%s: --%s expects a non-negative integer, got '%s'\n", prog, s->name, v);
             return -1;
         }

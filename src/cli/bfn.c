@@ -122,16 +122,35 @@ void cli_set_threads(int n)
         bfn_gemm_set_threads(n);
 }
 
-bfn_status cli_write_grid(const char *path, const uint8_t *u8, int vmax, const float *f32, int n,
-                          int h, int w, int cols, int scale, bfn_err *err)
+/* The layout of n tiles in cols columns (cols <= 0: about square; never more
+ * columns than tiles), its size checked. */
+static bfn_status grid_of(bfn_grid *g, int n, int h, int w, int cols, int scale, int *gh, int *gw,
+                          size_t *bytes, bfn_err *err)
 {
     if (cols <= 0)
         cols = (int)ceil(sqrt((double)n));
-    bfn_grid g = {.n = n, .h = h, .w = w, .channels = 1, .rows = (n + cols - 1) / cols,
-                  .cols = cols, .pad = 2, .scale = scale, .pad_value = 96};
+    if (cols > n)
+        cols = n;
+    *g = (bfn_grid){.n = n, .h = h, .w = w, .channels = 1, .rows = (n + cols - 1) / cols,
+                    .cols = cols, .pad = 2, .scale = scale, .pad_value = 96};
+    return bfn_grid_size(g, gh, gw, bytes, err);
+}
+
+bfn_status cli_grid_check(int n, int h, int w, int cols, int scale, bfn_err *err)
+{
+    bfn_grid g;
     int gh, gw;
     size_t bytes;
-    bfn_status st = bfn_grid_size(&g, &gh, &gw, &bytes, err);
+    return grid_of(&g, n, h, w, cols, scale, &gh, &gw, &bytes, err);
+}
+
+bfn_status cli_write_grid(const char *path, const uint8_t *u8, int vmax, const float *f32, int n,
+                          int h, int w, int cols, int scale, bfn_err *err)
+{
+    bfn_grid g;
+    int gh, gw;
+    size_t bytes;
+    bfn_status st = grid_of(&g, n, h, w, cols, scale, &gh, &gw, &bytes, err);
     if (st != BFN_OK)
         return st;
     uint8_t *canvas = malloc(bytes);

@@ -29,6 +29,8 @@ volatile int *cli_interrupt_flag(void);
  * f32 images in [0, 1] (u8 NULL). */
 bfn_status cli_write_grid(const char *path, const uint8_t *u8, int vmax, const float *f32, int n,
                           int h, int w, int cols, int scale, bfn_err *err);
+/* Whether that grid's image can be made (its size in bounds), before the work. */
+bfn_status cli_grid_check(int n, int h, int w, int cols, int scale, bfn_err *err);
 /* Before a long computation: whether path can be written (its directory
  * exists and is writable, and path is not a directory), so that a typo in an
  * output path fails at once instead of after the work. Returns 0, or prints

@@ -1,4 +1,5 @@
 /* bfn eval: test NLL bound in nats/image with standard errors. */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,11 +36,17 @@ static bfn_status get_image(void *user, int64_t index, int repeat, uint8_t *x, b
 typedef struct {
     double t0, last;
     int tty;
+    volatile int *stop; /* Ctrl-C */
 } prog;
 
 static int on_progress(void *user, int64_t done, int64_t total)
 {
     prog *p = user;
+    if (*p->stop) {
+        if (p->tty)
+            fputc('\n', stderr);
+        return 1;
+    }
     double now = cli_now();
     if (p->tty && (now - p->last > 0.5 || done == total)) {
         p->last = now;
@@ -69,11 +76,16 @@ static int parse_steps(const char *list, int *steps, int max)
             steps[rows++] = 0;
         } else {
             char *end;
-            long v = strtol(tok, &end, 10);
-            if (*end || v < 1 || v > 1000000)
+            long v = isdigit((unsigned char)tok[0]) ? strtol(tok, &end, 10) : 0;
+            if (!v || *end || v < 1 || v > 1000000)
                 goto bad;
             steps[rows++] = (int)v;
         }
+        for (int k = 0; k < rows - 1; k++)
+            if (steps[k] == steps[rows - 1]) {
+                fprintf(stderr, "bfn eval: --steps '%s': %s appears twice\n", list, tok);
+                return 0;
+            }
         if (!p[len])
             return rows;
         p += len + 1;
@@ -126,6 +138,11 @@ int cmd_eval(int argc, char **argv)
         if (!rows)
             return EXIT_USAGE;
     }
+    for (int k = 0; continuous && k < rows; k++)
+        if (steps[k] == 0) {
+            fprintf(stderr, "bfn eval: --continuous and inf in --steps ask for the same row\n");
+            return EXIT_USAGE;
+        }
     if (continuous)
         steps[rows++] = 0;
     cli_set_threads(threads);
@@ -170,7 +187,7 @@ int cmd_eval(int argc, char **argv)
     bfn_eval_config ec = {.n_steps = steps[0], .beta1 = beta1, .repeats = repeats,
                           .count = count, .n_mc = n_mc, .seed = seed};
     bfn_eval_result res[BFN_EVAL_MAX_ROWS];
-    prog pg = {.t0 = cli_now(), .tty = isatty(2)};
+    prog pg = {.t0 = cli_now(), .tty = isatty(2), .stop = cli_interrupt_flag()};
     st = ic.v ? bfn_eval_run_rows(net, &ec, steps, rows, get_image, &ic, on_progress, &pg, res,
                                   NULL, &err)
               : BFN_ERR_NOMEM;

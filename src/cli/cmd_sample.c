@@ -2,6 +2,7 @@
  * evolution strip showing the input distribution θ and the output distribution
  * at chosen times. */
 #include <math.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,16 @@ static bfn_status write_idx(const char *path, const uint8_t *cls, int K, int n, 
     return st;
 }
 
+/* The same file named twice (the same path, or two names of one existing file). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (!a || !b)
+        return 0;
+    return !strcmp(a, b) || (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+                             sa.st_ino == sb.st_ino);
+}
+
 int cmd_sample(int argc, char **argv)
 {
     const char *model = NULL, *out = "samples.png", *strip_path = NULL;
@@ -108,6 +119,11 @@ int cmd_sample(int argc, char **argv)
                        argc, argv, 2, specs, (int)(sizeof specs / sizeof specs[0]));
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
+    if (same_file(out, idx_path) || same_file(out, strip_path) ||
+        same_file(idx_path, strip_path)) {
+        fprintf(stderr, "bfn sample: --out, --idx and --strip must name three different files\n");
+        return EXIT_USAGE;
+    }
     if (cli_check_writable("sample", out) || cli_check_writable("sample", idx_path) ||
         cli_check_writable("sample", strip_path))
         return EXIT_FAIL;
@@ -129,6 +145,13 @@ int cmd_sample(int argc, char **argv)
     const int H = meta.config.H, W = meta.config.W, D = H * W, K = meta.config.K;
     if (strip_rows > count)
         strip_rows = count;
+    /* images too large to make fail now, not after the sampling */
+    if ((st = cli_grid_check(count, H, W, cols, scale, &err)) != BFN_OK ||
+        (strip_path &&
+         (st = cli_grid_check(2 * strip_rows * strip_cols, H, W, strip_cols, scale, &err)) != BFN_OK)) {
+        bfn_net_destroy(net);
+        return cli_fail("sample", st, &err);
+    }
 
     strip s = {.rows = strip_rows, .cols = strip_cols, .n = n, .D = D, .K = K};
     if (strip_path) {
