@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]   (default 2)
+#   scripts/train_model.sh mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]   (default 2)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
@@ -20,8 +20,10 @@
 # speed) and twodigit-wide-more, a second cosine decay from its weights
 # (runs/twodigit-wide.bfn), and twodigit-third, a third decay from the weights
 # twodigit-wide-more ends with (runs/twodigit-wide-more.bfn), on new canvases,
-# are the three runs behind models/twodigit.bfn (models/twodigit.md).
-# twodigit-fourth is a fourth decay from the weights twodigit-third ends with.
+# and twodigit-fourth, a fourth decay from the weights twodigit-third ends with,
+# are the four runs behind models/twodigit.bfn (models/twodigit.md).
+# mnist-batch256 is one more cosine decay from the weights mnist-more ends with
+# (runs/mnist-more.bfn, the file models/mnist.bfn) at four times the batch.
 # mnist-grow starts from the weights mnist-more ends with (runs/mnist-more.bfn)
 # and adds attention at 14x14 (--init with --attn 2: the new blocks start as
 # identities, so the network starts where that model is), then one cosine decay.
@@ -59,6 +61,12 @@ case "$name" in
     run=(--steps 12500 --val-every 250 --val-batches 5 --ckpt-every 250)
     recipe=(--init runs/mnist.bfn --batch 64 --lr 3e-4 --lr-min 2e-5 --warmup 500 --ema 0.999)
     notes="28x28 default U-Net, beta1 3, batch 64; a fifth cosine decay from the step-42,000 weights" ;;
+  mnist-batch256)
+    data=mnist
+    run=(--steps 1750 --val-every 125 --val-batches 5 --ckpt-every 125)
+    recipe=(--init runs/mnist-more.bfn --batch 256 --lr 3e-4 --lr-min 2e-5 --warmup 125
+            --ema 0.998 --seed 8)
+    notes="28x28 default U-Net, beta1 3; a sixth cosine decay from the fifth's weights at batch 256" ;;
   mnist-grow)
     data=mnist
     run=(--steps 7000 --val-every 250 --val-batches 5 --ckpt-every 250)
@@ -137,7 +145,7 @@ case "$name" in
     run=("${td_decay_run[@]}")
     recipe=(--init runs/twodigit-third.bfn "${td_decay[@]}" --seed 6) # new canvases
     notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a fourth cosine decay from the third decay's weights" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]" >&2; exit 2 ;;
+  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
