@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]   (default 2)
+#   scripts/train_model.sh mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth [--threads N]   (default 2)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
@@ -22,6 +22,8 @@
 # twodigit-wide-more ends with (runs/twodigit-wide-more.bfn), on new canvases,
 # and twodigit-fourth, a fourth decay from the weights twodigit-third ends with,
 # are the four runs behind models/twodigit.bfn (models/twodigit.md).
+# twodigit-fifth is a fifth decay from the weights twodigit-fourth ends with
+# (runs/twodigit-fourth.bfn, the file models/twodigit.bfn).
 # mnist-batch256 is one more cosine decay from the weights mnist-more ends with
 # (runs/mnist-more.bfn, the file models/mnist.bfn) at four times the batch.
 # mnist-grow starts from the weights mnist-more ends with (runs/mnist-more.bfn)
@@ -145,7 +147,12 @@ case "$name" in
     run=("${td_decay_run[@]}")
     recipe=(--init runs/twodigit-third.bfn "${td_decay[@]}" --seed 6) # new canvases
     notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a fourth cosine decay from the third decay's weights" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth [--threads N]" >&2; exit 2 ;;
+  twodigit-fifth)
+    data=twodigit
+    run=("${td_decay_run[@]}")
+    recipe=(--init runs/twodigit-fourth.bfn "${td_decay[@]}" --seed 7) # new canvases
+    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a fifth cosine decay from the fourth decay's weights" ;;
+  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch
