@@ -298,8 +298,9 @@ static bfn_status find_file(char *path, const char *dir, const char *name, bfn_e
     if (access(path, F_OK) == 0)
         return BFN_OK;
     return bfn_err_set(err, BFN_ERR_IO,
-                       "%s/%s: not found (nor %s.gz); for MNIST run scripts/fetch_mnist.sh", dir,
-                       name, name);
+                       "%s/%s: not found (nor %s.gz); MNIST: run 'bfn data fetch'; "
+                       "Fashion-MNIST: install the Debian package dataset-fashion-mnist",
+                       dir, name, name);
 }
 
 void bfn_dataset_free(bfn_dataset *ds)
