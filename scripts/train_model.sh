@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The training runs behind the shipped models: starts one, or resumes it from
 # runs/<name>.ckpt when that exists. Safe to stop (Ctrl-C or kill) and rerun.
-#   scripts/train_model.sh mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth [--threads N]   (default 2)
+#   scripts/train_model.sh NAME [--threads N]   (default 2; NAME one of recipes= below)
 # mnist-more is the fifth cosine decay behind models/mnist.bfn: a new run that
 # starts from the weights the mnist run ends with, runs/mnist.bfn (bfn train
 # --init; the shipped one started from the step-42,000 file, see the card).
@@ -37,6 +37,7 @@
 # (the model cards tell when it was moved).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+recipes='mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth'
 name=${1:-}
 shift || true
 threads=2
@@ -53,6 +54,14 @@ td_recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0
            --base-ch 16)
 td_decay_run=(--steps 8000 --val-every 500 --val-batches 4 --ckpt-every 250)
 td_decay=(--batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999)
+td_wide="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32"
+# one such decay: td_decay_from WEIGHTS SEED NOTES (a new seed draws new canvases)
+td_decay_from() {
+  data=twodigit
+  run=("${td_decay_run[@]}")
+  recipe=(--init "$1" "${td_decay[@]}" --seed "$2")
+  notes=$3
+}
 case "$name" in
   mnist)
     run=(--steps 42000 --val-every 250 --val-batches 5 --ckpt-every 250)
@@ -123,36 +132,22 @@ case "$name" in
     recipe=("${td_recipe[@]}" --mult 1,2,4,4)
     notes="64x64 two-digit U-Net 16/32/64/64, attention at 8x8, beta1 3, batch 32" ;;
   twodigit-more)
-    data=twodigit
-    run=("${td_decay_run[@]}")
-    recipe=(--init runs/twodigit.bfn "${td_decay[@]}" --seed 4)
-    notes="64x64 two-digit U-Net 16/32/64/64, beta1 3, batch 32; a fourth cosine decay from the step-17,000 weights" ;;
+    td_decay_from runs/twodigit.bfn 4 \
+      "64x64 two-digit U-Net 16/32/64/64, beta1 3, batch 32; a fourth cosine decay from the step-17,000 weights" ;;
   twodigit-wide)
     data=twodigit
     run=(--steps 24000 --val-every 500 --val-batches 4 --ckpt-every 250)
     recipe=("${td_recipe[@]}" --mult 1,2,6,6)
     notes="64x64 two-digit U-Net 16/32/96/96, attention at 8x8, beta1 3, batch 32" ;;
   twodigit-wide-more)
-    data=twodigit
-    run=("${td_decay_run[@]}")
-    recipe=(--init runs/twodigit-wide.bfn "${td_decay[@]}" --seed 4)
-    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a second cosine decay from the step-24,000 weights" ;;
+    td_decay_from runs/twodigit-wide.bfn 4 "$td_wide; a second cosine decay from the step-24,000 weights" ;;
   twodigit-third)
-    data=twodigit
-    run=("${td_decay_run[@]}")
-    recipe=(--init runs/twodigit-wide-more.bfn "${td_decay[@]}" --seed 5) # new canvases
-    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a third cosine decay from the second decay's weights" ;;
+    td_decay_from runs/twodigit-wide-more.bfn 5 "$td_wide; a third cosine decay from the second decay's weights" ;;
   twodigit-fourth)
-    data=twodigit
-    run=("${td_decay_run[@]}")
-    recipe=(--init runs/twodigit-third.bfn "${td_decay[@]}" --seed 6) # new canvases
-    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a fourth cosine decay from the third decay's weights" ;;
+    td_decay_from runs/twodigit-third.bfn 6 "$td_wide; a fourth cosine decay from the third decay's weights" ;;
   twodigit-fifth)
-    data=twodigit
-    run=("${td_decay_run[@]}")
-    recipe=(--init runs/twodigit-fourth.bfn "${td_decay[@]}" --seed 7) # new canvases
-    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32; a fifth cosine decay from the fourth decay's weights" ;;
-  *) echo "usage: scripts/train_model.sh mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth [--threads N]" >&2; exit 2 ;;
+    td_decay_from runs/twodigit-fourth.bfn 7 "$td_wide; a fifth cosine decay from the fourth decay's weights" ;;
+  *) echo "usage: scripts/train_model.sh $recipes [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
 [ -f data/mnist/train-images-idx3-ubyte ] || build/bfn data fetch

@@ -733,7 +733,8 @@ static void test_dataset_rejects_count_mismatch_bad_labels_and_missing_files(voi
     CHECK_NEAR(BFN_ERR_IO, bfn_dataset_load(&got, dir, BFN_PART_TEST, &err), 0,
                "no t10k files");
     CHECK(strstr(err.msg, "t10k-images-idx3-ubyte") != NULL, "message '%.120s'", err.msg);
-    CHECK(strstr(err.msg, "bfn data fetch") != NULL && strstr(err.msg, "dataset-fashion-mnist"),
+    CHECK(strstr(err.msg, "bfn data fetch") != NULL &&
+              strstr(err.msg, "dataset-fashion-mnist") != NULL,
           "message names how to get the files: '%.200s'", err.msg);
     bfn_dataset_free(&ds);
 }
