@@ -24,6 +24,9 @@
 # are the four runs behind models/twodigit.bfn (models/twodigit.md).
 # twodigit-fifth is a fifth decay from the weights twodigit-fourth ends with
 # (runs/twodigit-fourth.bfn, the file models/twodigit.bfn).
+# twodigit-batch128 is one more cosine decay from the weights twodigit-fifth ends
+# with, at four times the batch and a lower peak rate (the MNIST model's
+# mnist-batch256 recipe, the same number of canvases as a decay at batch 32).
 # mnist-batch256 is one more cosine decay from the weights mnist-more ends with
 # (runs/mnist-more.bfn, the file models/mnist.bfn) at four times the batch.
 # mnist-grow starts from the weights mnist-more ends with (runs/mnist-more.bfn)
@@ -37,7 +40,7 @@
 # (the model cards tell when it was moved).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-recipes='mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth'
+recipes='mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth|twodigit-batch128'
 name=${1:-}
 shift || true
 threads=2
@@ -147,6 +150,12 @@ case "$name" in
     td_decay_from runs/twodigit-third.bfn 6 "$td_wide; a fourth cosine decay from the third decay's weights" ;;
   twodigit-fifth)
     td_decay_from runs/twodigit-fourth.bfn 7 "$td_wide; a fifth cosine decay from the fourth decay's weights" ;;
+  twodigit-batch128)
+    data=twodigit
+    run=(--steps 2000 --val-every 125 --val-batches 4 --ckpt-every 125)
+    recipe=(--init runs/twodigit-fifth.bfn --batch 128 --lr 3e-4 --lr-min 2e-5 --warmup 125
+            --ema 0.998 --seed 8)
+    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3; a sixth cosine decay from the fifth's weights at batch 128" ;;
   *) echo "usage: scripts/train_model.sh $recipes [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
