@@ -50,6 +50,9 @@ data=$name
 # step end), which mnist48-cont rejoins
 m48_warmup=500 m48_lr=1e-3 m48_lr_min=2e-5 m48_end=24000
 # the recipe of the MNIST run from scratch (mnist-attn2 adds its attention)
+# a decay at four times the batch and a lower peak rate (mnist-batch256, twodigit-batch128;
+# each adds its --init, --batch and --seed)
+big_batch_decay=(--lr 3e-4 --lr-min 2e-5 --warmup 125 --ema 0.998)
 mnist_recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999)
 # the recipe both two-digit networks trained from scratch with (each adds its widths),
 # and the decay each was continued with from its weights (each adds its --init and --seed)
@@ -57,7 +60,8 @@ td_recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0
            --base-ch 16)
 td_decay_run=(--steps 8000 --val-every 500 --val-batches 4 --ckpt-every 250)
 td_decay=(--batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999)
-td_wide="64x64 two-digit U-Net 16/32/96/96, beta1 3, batch 32"
+td_net="64x64 two-digit U-Net 16/32/96/96, beta1 3"
+td_wide="$td_net, batch 32"
 # one such decay: td_decay_from WEIGHTS SEED NOTES (a new seed draws new canvases)
 td_decay_from() {
   data=twodigit
@@ -78,8 +82,7 @@ case "$name" in
   mnist-batch256)
     data=mnist
     run=(--steps 1750 --val-every 125 --val-batches 5 --ckpt-every 125)
-    recipe=(--init runs/mnist-more.bfn --batch 256 --lr 3e-4 --lr-min 2e-5 --warmup 125
-            --ema 0.998 --seed 8)
+    recipe=(--init runs/mnist-more.bfn --batch 256 "${big_batch_decay[@]}" --seed 8)
     notes="28x28 default U-Net, beta1 3; a sixth cosine decay from the fifth's weights at batch 256" ;;
   mnist-grow)
     data=mnist
@@ -153,9 +156,8 @@ case "$name" in
   twodigit-batch128)
     data=twodigit
     run=(--steps 2000 --val-every 125 --val-batches 4 --ckpt-every 125)
-    recipe=(--init runs/twodigit-fifth.bfn --batch 128 --lr 3e-4 --lr-min 2e-5 --warmup 125
-            --ema 0.998 --seed 8)
-    notes="64x64 two-digit U-Net 16/32/96/96, beta1 3; a sixth cosine decay from the fifth's weights at batch 128" ;;
+    recipe=(--init runs/twodigit-fifth.bfn --batch 128 "${big_batch_decay[@]}" --seed 8)
+    notes="$td_net; a sixth cosine decay from the fifth's weights at batch 128" ;;
   *) echo "usage: scripts/train_model.sh $recipes [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
