@@ -21,12 +21,11 @@
 # (runs/twodigit-wide.bfn), and twodigit-third, a third decay from the weights
 # twodigit-wide-more ends with (runs/twodigit-wide-more.bfn), on new canvases,
 # and twodigit-fourth, a fourth decay from the weights twodigit-third ends with,
-# are the four runs behind models/twodigit.bfn (models/twodigit.md).
-# twodigit-fifth is a fifth decay from the weights twodigit-fourth ends with
-# (runs/twodigit-fourth.bfn, the file models/twodigit.bfn).
-# twodigit-batch128 is one more cosine decay from the weights twodigit-fifth ends
-# with, at four times the batch and a lower peak rate (the MNIST model's
-# mnist-batch256 recipe, the same number of canvases as a decay at batch 32).
+# twodigit-fifth, a fifth from the weights twodigit-fourth ends with, and
+# twodigit-batch128, a sixth from the weights twodigit-fifth ends with at four
+# times the batch and a lower peak rate (the MNIST model's mnist-batch256
+# recipe, the same number of canvases as a decay at batch 32), are the six
+# runs behind models/twodigit.bfn (models/twodigit.md).
 # mnist-batch256 is one more cosine decay from the weights mnist-more ends with
 # (runs/mnist-more.bfn, the file models/mnist.bfn) at four times the batch.
 # mnist-grow starts from the weights mnist-more ends with (runs/mnist-more.bfn)
