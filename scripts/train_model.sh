@@ -25,7 +25,9 @@
 # twodigit-batch128, a sixth from the weights twodigit-fifth ends with at four
 # times the batch and a lower peak rate (the MNIST model's mnist-batch256
 # recipe, the same number of canvases as a decay at batch 32), are the six
-# runs behind models/twodigit.bfn (models/twodigit.md).
+# runs behind models/twodigit.bfn (models/twodigit.md). twodigit-seventh is one
+# more such decay at batch 128, from the weights twodigit-batch128 ends with
+# (runs/twodigit-batch128.bfn, the file models/twodigit.bfn), on new canvases.
 # mnist-batch256 is one more cosine decay from the weights mnist-more ends with
 # (runs/mnist-more.bfn, the file models/mnist.bfn) at four times the batch.
 # mnist-grow starts from the weights mnist-more ends with (runs/mnist-more.bfn)
@@ -39,7 +41,7 @@
 # (the model cards tell when it was moved).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-recipes='mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth|twodigit-batch128'
+recipes='mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth|twodigit-batch128|twodigit-seventh'
 name=${1:-}
 shift || true
 threads=2
@@ -66,6 +68,13 @@ td_decay_from() {
   data=twodigit
   run=("${td_decay_run[@]}")
   recipe=(--init "$1" "${td_decay[@]}" --seed "$2")
+  notes=$3
+}
+# one such decay at batch 128: td_big_decay_from WEIGHTS SEED NOTES
+td_big_decay_from() {
+  data=twodigit
+  run=(--steps 2000 --val-every 125 --val-batches 4 --ckpt-every 125)
+  recipe=(--init "$1" --batch 128 "${big_batch_decay[@]}" --seed "$2")
   notes=$3
 }
 case "$name" in
@@ -153,10 +162,9 @@ case "$name" in
   twodigit-fifth)
     td_decay_from runs/twodigit-fourth.bfn 7 "$td_wide; a fifth cosine decay from the fourth decay's weights" ;;
   twodigit-batch128)
-    data=twodigit
-    run=(--steps 2000 --val-every 125 --val-batches 4 --ckpt-every 125)
-    recipe=(--init runs/twodigit-fifth.bfn --batch 128 "${big_batch_decay[@]}" --seed 8)
-    notes="$td_net; a sixth cosine decay from the fifth's weights at batch 128" ;;
+    td_big_decay_from runs/twodigit-fifth.bfn 8 "$td_net; a sixth cosine decay from the fifth's weights at batch 128" ;;
+  twodigit-seventh)
+    td_big_decay_from runs/twodigit-batch128.bfn 9 "$td_net; a seventh cosine decay from the sixth's weights at batch 128" ;;
   *) echo "usage: scripts/train_model.sh $recipes [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
