@@ -50,10 +50,10 @@ data=$name
 # the schedule run 1 of mnist48 followed (warmup, peak, cosine to lr_min at
 # step end), which mnist48-cont rejoins
 m48_warmup=500 m48_lr=1e-3 m48_lr_min=2e-5 m48_end=24000
-# the recipe of the MNIST run from scratch (mnist-attn2 adds its attention)
-# a decay at four times the batch and a lower peak rate (mnist-batch256, twodigit-batch128;
-# each adds its --init, --batch and --seed)
+# a decay at four times the batch and a lower peak rate (mnist-batch256 adds its
+# --init, --batch and --seed; the two-digit ones go through td_big_decay_from)
 big_batch_decay=(--lr 3e-4 --lr-min 2e-5 --warmup 125 --ema 0.998)
+# the recipe of the MNIST run from scratch (mnist-attn2 adds its attention)
 mnist_recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999)
 # the recipe both two-digit networks trained from scratch with (each adds its widths),
 # and the decay each was continued with from its weights (each adds its --init and --seed)
@@ -61,6 +61,8 @@ td_recipe=(--batch 32 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0
            --base-ch 16)
 td_decay_run=(--steps 8000 --val-every 500 --val-batches 4 --ckpt-every 250)
 td_decay=(--batch 32 --lr 5e-4 --lr-min 2e-5 --warmup 500 --ema 0.999)
+td_big_decay_run=(--steps 2000 --val-every 125 --val-batches 4 --ckpt-every 125)
+td_big_decay=(--batch 128 "${big_batch_decay[@]}")
 td_net="64x64 two-digit U-Net 16/32/96/96, beta1 3"
 td_wide="$td_net, batch 32"
 # one such decay: td_decay_from WEIGHTS SEED NOTES (a new seed draws new canvases)
@@ -73,8 +75,8 @@ td_decay_from() {
 # one such decay at batch 128: td_big_decay_from WEIGHTS SEED NOTES
 td_big_decay_from() {
   data=twodigit
-  run=(--steps 2000 --val-every 125 --val-batches 4 --ckpt-every 125)
-  recipe=(--init "$1" --batch 128 "${big_batch_decay[@]}" --seed "$2")
+  run=("${td_big_decay_run[@]}")
+  recipe=(--init "$1" "${td_big_decay[@]}" --seed "$2")
   notes=$3
 }
 case "$name" in
