@@ -29,7 +29,9 @@
 # more such decay at batch 128, from the weights twodigit-batch128 ends with
 # (runs/twodigit-batch128.bfn, the file models/twodigit.bfn), on new canvases.
 # mnist-batch256 is one more cosine decay from the weights mnist-more ends with
-# (runs/mnist-more.bfn, the file models/mnist.bfn) at four times the batch.
+# (runs/mnist-more.bfn) at four times the batch; mnist-batch512 one more from
+# the weights mnist-batch256 ends with (runs/mnist-batch256.bfn, the file
+# models/mnist.bfn) at twice that batch, over as many images.
 # mnist-grow starts from the weights mnist-more ends with (runs/mnist-more.bfn)
 # and adds attention at 14x14 (--init with --attn 2: the new blocks start as
 # identities, so the network starts where that model is), then one cosine decay.
@@ -41,7 +43,7 @@
 # (the model cards tell when it was moved).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-recipes='mnist|mnist-more|mnist-batch256|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth|twodigit-batch128|twodigit-seventh'
+recipes='mnist|mnist-more|mnist-batch256|mnist-batch512|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth|twodigit-batch128|twodigit-seventh'
 name=${1:-}
 shift || true
 threads=2
@@ -94,6 +96,14 @@ case "$name" in
     run=(--steps 1750 --val-every 125 --val-batches 5 --ckpt-every 125)
     recipe=(--init runs/mnist-more.bfn --batch 256 "${big_batch_decay[@]}" --seed 8)
     notes="28x28 default U-Net, beta1 3; a sixth cosine decay from the fifth's weights at batch 256" ;;
+  mnist-batch512)
+    # the same images as mnist-batch256 (448,000) in half the steps; its
+    # warmup and EMA horizon the same number of images as that run's
+    data=mnist
+    run=(--steps 875 --val-every 125 --val-batches 5 --ckpt-every 125)
+    recipe=(--init runs/mnist-batch256.bfn --batch 512 --lr 3e-4 --lr-min 2e-5 --warmup 63
+            --ema 0.996 --seed 9)
+    notes="28x28 default U-Net, beta1 3; a seventh cosine decay from the sixth's weights at batch 512" ;;
   mnist-grow)
     data=mnist
     run=(--steps 7000 --val-every 250 --val-batches 5 --ckpt-every 250)
