@@ -24,10 +24,10 @@
 # twodigit-fifth, a fifth from the weights twodigit-fourth ends with, and
 # twodigit-batch128, a sixth from the weights twodigit-fifth ends with at four
 # times the batch and a lower peak rate (the MNIST model's mnist-batch256
-# recipe, the same number of canvases as a decay at batch 32), are the six
-# runs behind models/twodigit.bfn (models/twodigit.md). twodigit-seventh is one
-# more such decay at batch 128, from the weights twodigit-batch128 ends with
-# (runs/twodigit-batch128.bfn, the file models/twodigit.bfn), on new canvases.
+# recipe, the same number of canvases as a decay at batch 32), and
+# twodigit-seventh, one more such decay at batch 128 from the weights
+# twodigit-batch128 ends with, on new canvases, are the seven runs behind
+# models/twodigit.bfn (models/twodigit.md).
 # mnist-batch256 is one more cosine decay from the weights mnist-more ends with
 # (runs/mnist-more.bfn) at four times the batch; mnist-batch512 one more from
 # the weights mnist-batch256 ends with (runs/mnist-batch256.bfn, the file
