@@ -27,7 +27,8 @@
 # recipe, the same number of canvases as a decay at batch 32), and
 # twodigit-seventh, one more such decay at batch 128 from the weights
 # twodigit-batch128 ends with, on new canvases, are the seven runs behind
-# models/twodigit.bfn (models/twodigit.md).
+# models/twodigit.bfn (models/twodigit.md); twodigit-batch256 one more from
+# the weights twodigit-seventh ends with at twice the batch.
 # mnist-batch256 is one more cosine decay from the weights mnist-more ends with
 # (runs/mnist-more.bfn) at four times the batch; mnist-batch512 one more from
 # the weights mnist-batch256 ends with (runs/mnist-batch256.bfn, the file
@@ -43,7 +44,7 @@
 # (the model cards tell when it was moved).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-recipes='mnist|mnist-more|mnist-batch256|mnist-batch512|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth|twodigit-batch128|twodigit-seventh'
+recipes='mnist|mnist-more|mnist-batch256|mnist-batch512|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth|twodigit-batch128|twodigit-seventh|twodigit-batch256'
 name=${1:-}
 shift || true
 threads=2
@@ -179,6 +180,14 @@ case "$name" in
     td_big_decay_from runs/twodigit-fifth.bfn 8 "$td_net; a sixth cosine decay from the fifth's weights at batch 128" ;;
   twodigit-seventh)
     td_big_decay_from runs/twodigit-batch128.bfn 9 "$td_net; a seventh cosine decay from the sixth's weights at batch 128" ;;
+  twodigit-batch256)
+    # as many canvases as twodigit-seventh (256,000) at twice the batch; its
+    # warmup, EMA horizon and held-out canvases (512) the same numbers of canvases
+    data=twodigit
+    run=(--steps 1000 --val-every 125 --val-batches 2 --ckpt-every 125)
+    recipe=(--init runs/twodigit-seventh.bfn --batch 256 "${big_batch_lr[@]}" --warmup 63 --ema 0.996
+            --seed 10)
+    notes="$td_net; an eighth cosine decay from the seventh's weights at batch 256" ;;
   *) echo "usage: scripts/train_model.sh $recipes [--threads N]" >&2; exit 2 ;;
 esac
 [ -x build/bfn ] || scripts/setup.sh
