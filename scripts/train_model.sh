@@ -55,9 +55,11 @@ data=$name
 m48_warmup=500 m48_lr=1e-3 m48_lr_min=2e-5 m48_end=24000
 # a decay at four times the batch and a lower peak rate (mnist-batch256 adds its
 # --init, --batch and --seed; the two-digit ones go through td_big_decay_from;
-# mnist-batch512 shares its rates, with its own warmup and EMA)
+# mnist-batch512 and twodigit-batch256 share its rates at twice its batch, with
+# the warmup and EMA horizon over as many images: big_batch2_decay)
 big_batch_lr=(--lr 3e-4 --lr-min 2e-5)
 big_batch_decay=("${big_batch_lr[@]}" --warmup 125 --ema 0.998)
+big_batch2_decay=("${big_batch_lr[@]}" --warmup 63 --ema 0.996)
 # the recipe of the MNIST run from scratch (mnist-attn2 adds its attention)
 mnist_recipe=(--batch 64 --lr 1e-3 --lr-min 2e-5 --warmup 500 --beta1 3 --dropout 0 --ema 0.999)
 # the recipe both two-digit networks trained from scratch with (each adds its widths),
@@ -104,8 +106,7 @@ case "$name" in
     # warmup and EMA horizon the same number of images as that run's
     data=mnist
     run=(--steps 875 --val-every 125 --val-batches 5 --ckpt-every 125)
-    recipe=(--init runs/mnist-batch256.bfn --batch 512 "${big_batch_lr[@]}" --warmup 63 --ema 0.996
-            --seed 9)
+    recipe=(--init runs/mnist-batch256.bfn --batch 512 "${big_batch2_decay[@]}" --seed 9)
     notes="28x28 default U-Net, beta1 3; a seventh cosine decay from the sixth's weights at batch 512" ;;
   mnist-grow)
     data=mnist
@@ -185,8 +186,7 @@ case "$name" in
     # warmup, EMA horizon and held-out canvases (512) the same numbers of canvases
     data=twodigit
     run=(--steps 1000 --val-every 125 --val-batches 2 --ckpt-every 125)
-    recipe=(--init runs/twodigit-seventh.bfn --batch 256 "${big_batch_lr[@]}" --warmup 63 --ema 0.996
-            --seed 10)
+    recipe=(--init runs/twodigit-seventh.bfn --batch 256 "${big_batch2_decay[@]}" --seed 10)
     notes="$td_net; an eighth cosine decay from the seventh's weights at batch 256" ;;
   *) echo "usage: scripts/train_model.sh $recipes [--threads N]" >&2; exit 2 ;;
 esac
