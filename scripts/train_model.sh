@@ -37,14 +37,16 @@
 # and adds attention at 14x14 (--init with --attn 2: the new blocks start as
 # identities, so the network starts where that model is), then one cosine decay.
 # mnist-attn2 trains the MNIST network with attention at 14x14 too (--attn 2),
-# a candidate named in models/mnist.md ("Next").
+# a candidate named in models/mnist.md ("Next"); mnist-mult124 the MNIST network
+# with twice the channels at 7x7 (32/64/128: --mult 1,2,4), where a digit's
+# overall shape is decided, at 1.55 times the time per training step.
 # scripts/train_mnist.sh and scripts/train_twodigit.sh call this one.
 # A resumed run keeps its own recipe and description (the notes stored in its
 # files); --steps in run=() sets the end of its cosine learning-rate schedule
 # (the model cards tell when it was moved).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-recipes='mnist|mnist-more|mnist-batch256|mnist-batch512|mnist-grow|mnist-attn2|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth|twodigit-batch128|twodigit-seventh|twodigit-batch256'
+recipes='mnist|mnist-more|mnist-batch256|mnist-batch512|mnist-grow|mnist-attn2|mnist-mult124|mnist48|mnist48-cont|mnist48-more|mnist48-third|twodigit|twodigit-more|twodigit-wide|twodigit-wide-more|twodigit-third|twodigit-fourth|twodigit-fifth|twodigit-batch128|twodigit-seventh|twodigit-batch256'
 name=${1:-}
 shift || true
 threads=2
@@ -121,6 +123,12 @@ case "$name" in
     run=(--steps 30000 --val-every 250 --val-batches 5 --ckpt-every 250)
     recipe=("${mnist_recipe[@]}" --attn 2)
     notes="28x28 default U-Net with attention at 14x14 and 7x7, beta1 3, batch 64" ;;
+  mnist-mult124)
+    # the mnist recipe with 128 channels at 7x7, one cosine to step 30,000
+    data=mnist
+    run=(--steps 30000 --val-every 250 --val-batches 5 --ckpt-every 250)
+    recipe=("${mnist_recipe[@]}" --mult 1,2,4)
+    notes="28x28 U-Net 32/64/128 (attention at 7x7), beta1 3, batch 64" ;;
   mnist48)
     data=mnist
     run=(--steps "$m48_end" --val-every 250 --val-batches 5 --ckpt-every 250)
