@@ -152,6 +152,20 @@ expect 1 "unwritable --idx" -- "$BFN" sample --model "$T/run.bfn" --count 1 --st
 grep -q "cannot write $T/no/dir/x.idx" "$T/err" && [ ! -e "$T/s4.png" ] && ok "  ... found before sampling (no grid written)" || bad "  ... found before sampling (no grid written): $(cat "$T/err")"
 expect 1 "a directory as --strip" -- "$BFN" sample --model "$T/run.bfn" --count 1 --steps 2 --out "$T/s4.png" --strip "$T"
 grep -q "it is a directory" "$T/err" && ok "  ... says so" || bad "  ... says so: $(cat "$T/err")"
+# --guide: autoguidance by a weaker model of the same shape (here another tiny run)
+expect 0 "a tiny guide model" -- "$BFN" train --data-dir "$D" --ckpt "$T/guide.ckpt" --out "$T/guide.bfn" --steps 2 --seed 5 --val-every 0 --quiet "${TINY[@]}"
+expect 0 "sample --guide, w = 1" -- "$BFN" sample --model "$T/run.bfn" --steps 10 --count 4 --seed 3 --out "$T/g1.png" --guide "$T/guide.bfn" --guidance 1
+cmp -s "$T/s2.png" "$T/g1.png" && ok "  ... w = 1 gives the unguided PNG bytes" || bad "  ... w = 1 gives the unguided PNG bytes"
+expect 0 "sample --guide (default w = 2)" -- "$BFN" sample --model "$T/run.bfn" --steps 10 --count 4 --seed 3 --out "$T/g2.png" --idx "$T/g2.idx" --guide "$T/guide.bfn"
+grep -q "guided away from $T/guide.bfn with w = 2" "$T/out" && ok "  ... says it is guided, w = 2" || bad "  ... says it is guided, w = 2: $(cat "$T/out")"
+cmp -s "$T/s2.png" "$T/g2.png" && bad "  ... and the samples change" || ok "  ... and the samples change"
+expect 0 "sample --guide again" -- "$BFN" sample --model "$T/run.bfn" --steps 10 --count 4 --seed 3 --out "$T/g3.png" --guide "$T/guide.bfn" --guidance 2
+cmp -s "$T/g2.png" "$T/g3.png" && ok "  ... the same PNG bytes" || bad "  ... the same PNG bytes"
+expect 2 "--guidance without --guide" -- "$BFN" sample --model "$T/run.bfn" --count 1 --steps 2 --out "$T/g4.png" --guidance 2
+expect 2 "--guidance above the maximum" -- "$BFN" sample --model "$T/run.bfn" --count 1 --steps 2 --out "$T/g4.png" --guide "$T/guide.bfn" --guidance 11
+expect 1 "a guide of another shape (64x64)" -- "$BFN" sample --model "$T/run.bfn" --count 1 --steps 2 --out "$T/g4.png" --guide "$T/td.bfn"
+grep -q "the guide is a K = 2 64x64 network" "$T/err" && [ ! -e "$T/g4.png" ] && ok "  ... says so, writes nothing" || bad "  ... says so, writes nothing: $(cat "$T/err")"
+expect 1 "a missing guide" -- "$BFN" sample --model "$T/run.bfn" --count 1 --steps 2 --out "$T/g4.png" --guide "$T/nope.bfn"
 expect 0 "eval discrete" -- "$BFN" eval --model "$T/run.bfn" --data-dir "$D" --steps 10 --limit 20 --repeats 2
 grep -q "total" "$T/out" && ok "eval prints the total" || bad "eval prints the total"
 cp "$T/out" "$T/eval1"

@@ -12,8 +12,9 @@
 #include "check.h"
 #include "fixtures.h"
 
-/* A net with random (not zero-init) output so p_O depends on θ and t. */
-static bfn_net *make_net(int K, int max_batch)
+/* A net with random (not zero-init) output so p_O depends on θ and t;
+ * perturb_seed picks the perturbation (another seed: another network). */
+static bfn_net *make_net_seeded(int K, int max_batch, uint64_t perturb_seed)
 {
     bfn_net_config c = fixture_tiny_config(K, 0.1f);
     bfn_net *net = NULL;
@@ -25,10 +26,15 @@ static bfn_net *make_net(int K, int max_batch)
     bfn_net_init_params(net, 7);
     float *p = bfn_net_params(net);
     bfn_rng r;
-    bfn_rng_init(&r, 99, 0);
+    bfn_rng_init(&r, perturb_seed, 0);
     for (size_t i = 0; i < bfn_net_param_count(net); i++)
         p[i] += 0.05f * (float)bfn_rng_normal(&r);
     return net;
+}
+
+static bfn_net *make_net(int K, int max_batch)
+{
+    return make_net_seeded(K, max_batch, 99);
 }
 
 static uint8_t *run_samples(bfn_net *net, int count, int n, uint64_t seed, bfn_final_mode fm)
@@ -407,6 +413,114 @@ static void test_sample_with_the_exact_posterior_gives_back_the_data(void)
     }
 }
 
+/* Autoguidance: the output distribution of every step is the combination of
+ * the two networks' logits the header states, computed here from the networks
+ * themselves; w = 1, or a guide equal to the network, leaves Algorithm 9's
+ * samples unchanged to the bit; bad guides and weights are refused. */
+typedef struct {
+    bfn_net *net, *guide;
+    double w;
+    int checked;
+    double max_err;
+} guide_check;
+
+static int guide_observer(const bfn_sample_frame *f, void *user)
+{
+    guide_check *g = user;
+    if (f->is_final || f->step % 4 != 1)
+        return 0;
+    /* θ before this step's update: the frame's z less its message */
+    int zn = f->B * f->z_planes * f->D, in_ch = bfn_net_in_channels(f->K);
+    int pp = bfn_net_out_channels(f->K);
+    float *z = malloc(zn * sizeof(float)), *in = malloc((size_t)f->B * in_ch * f->D * sizeof(float));
+    float *ln = malloc((size_t)f->B * pp * f->D * sizeof(float));
+    float *lg = malloc((size_t)f->B * pp * f->D * sizeof(float));
+    float *t = malloc(f->B * sizeof(float)), *p = malloc((size_t)pp * f->D * sizeof(float));
+    for (int i = 0; i < zn; i++)
+        z[i] = f->z[i] - f->y[i];
+    for (int j = 0; j < f->B; j++) {
+        bfn_net_input(in + (size_t)j * in_ch * f->D, z + (size_t)j * f->z_planes * f->D, f->D, f->K);
+        t[j] = (float)f->t;
+    }
+    for (int j = 0; j < f->B; j++) { /* one image per call: within both nets' max batch */
+        size_t io = (size_t)j * in_ch * f->D, lo = (size_t)j * pp * f->D;
+        if (bfn_net_forward(g->net, in + io, t + j, 1, 0, NULL, ln + lo) != BFN_OK ||
+            bfn_net_forward(g->guide, in + io, t + j, 1, 0, NULL, lg + lo) != BFN_OK) {
+            g->max_err = INFINITY;
+            continue;
+        }
+        float *a = ln + lo, *b = lg + lo;
+        for (int i = 0; i < pp * f->D; i++)
+            a[i] = b[i] + (float)g->w * (a[i] - b[i]);
+        bfn_output_probs(p, a, f->D, f->K);
+        const float *fp = f->p + (size_t)j * f->p_planes * f->D;
+        for (int i = 0; i < f->p_planes * f->D; i++) {
+            double e = fabs((double)p[i] - fp[i]);
+            g->max_err = e > g->max_err ? e : g->max_err;
+        }
+    }
+    g->checked++;
+    free(z), free(in), free(ln), free(lg), free(t), free(p);
+    return 0;
+}
+
+static void test_sample_autoguidance(void)
+{
+    for (int K = 2; K <= 3; K++) {
+        bfn_net *net = make_net(K, 3), *guide = make_net_seeded(K, 2, 1234);
+        bfn_sample_config sc = {.n_steps = 10, .beta1 = 3.0, .count = 5, .seed = 11};
+        bfn_err err = {0};
+        bfn_sampler *s = NULL;
+        guide_check g = {.net = net, .guide = guide, .w = 2.5};
+        CHECK(bfn_sampler_create_guided(&s, net, guide, g.w, &sc, &err) == BFN_OK, "create: %s",
+              err.msg);
+        bfn_sampler_set_observer(s, guide_observer, &g);
+        CHECK(bfn_sampler_run(s, NULL, &err) == BFN_OK, "run: %s", err.msg);
+        CHECK(g.checked == 3, "K = %d: steps checked %d, want 3 (1, 5, 9)", K, g.checked);
+        CHECK_NEAR(0, g.max_err, 1e-5,
+                   "K = %d: largest |p_O - softmax(l_guide + w (l_net - l_guide))| over checked steps", K);
+        uint8_t *guided = malloc((size_t)5 * 64);
+        memcpy(guided, bfn_sampler_result(s), (size_t)5 * 64);
+        bfn_sampler_destroy(s);
+
+        uint8_t *plain = run_samples(net, 5, 10, 11, BFN_FINAL_SAMPLE);
+        int d_guided = 0;
+        for (int i = 0; i < 5 * 64; i++)
+            d_guided += guided[i] != plain[i];
+        CHECK(d_guided > 0, "K = %d: w = 2.5 must change some samples (0 pixels differ)", K);
+        /* w = 1, and a guide that is the network itself: Algorithm 9's samples */
+        double ws[2] = {1.0, 4.0};
+        bfn_net *guides[2] = {guide, net};
+        for (int c = 0; c < 2; c++) {
+            CHECK(bfn_sampler_create_guided(&s, net, guides[c], ws[c], &sc, &err) == BFN_OK &&
+                      bfn_sampler_run(s, NULL, &err) == BFN_OK, "guided run: %s", err.msg);
+            int d = 0;
+            for (int i = 0; i < 5 * 64; i++)
+                d += bfn_sampler_result(s)[i] != plain[i];
+            CHECK(d == 0, "K = %d, %s, w = %g: %d of 320 pixels differ from unguided sampling", K,
+                  c ? "the network as its own guide" : "another guide", ws[c], d);
+            bfn_sampler_destroy(s);
+        }
+        free(guided), free(plain);
+        /* refused: a guide of another shape, weights outside [0, max], no guide */
+        bfn_net *other = make_net(K == 2 ? 3 : 2, 2);
+        s = NULL;
+        CHECK(bfn_sampler_create_guided(&s, net, other, 2.0, &sc, &err) == BFN_ERR_MISMATCH && !s,
+              "K = %d: a guide with another K refused (%s)", K, err.msg);
+        CHECK(bfn_sampler_create_guided(&s, net, guide, -0.5, &sc, &err) == BFN_ERR_ARG && !s,
+              "w = -0.5 refused");
+        CHECK(bfn_sampler_create_guided(&s, net, guide, NAN, &sc, &err) == BFN_ERR_ARG && !s,
+              "w = NaN refused");
+        CHECK(bfn_sampler_create_guided(&s, net, guide, BFN_GUIDANCE_MAX + 1, &sc, &err) ==
+                      BFN_ERR_ARG && !s, "w above the maximum refused");
+        CHECK(bfn_sampler_create_guided(&s, net, NULL, 2.0, &sc, &err) == BFN_ERR_ARG && !s,
+              "no guide refused");
+        bfn_net_destroy(other);
+        bfn_net_destroy(guide);
+        bfn_net_destroy(net);
+    }
+}
+
 static void test_sample_rejects_bad_settings(void)
 {
     bfn_net *net = make_net(2, 2);
@@ -451,6 +565,7 @@ int main(void)
     RUN(test_sample_argmax_final_is_argmax_of_output);
     RUN(test_sample_alice_messages_follow_the_flow_law);
     RUN(test_sample_with_the_exact_posterior_gives_back_the_data);
+    RUN(test_sample_autoguidance);
     RUN(test_sample_rejects_bad_settings);
     return check_finish();
 }

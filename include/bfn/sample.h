@@ -65,6 +65,18 @@ typedef bfn_status (*bfn_output_fn)(void *user, const float *z, double t, int nb
 bfn_status bfn_sampler_create_fn(bfn_sampler **out, int D, int K, int max_batch,
                                  bfn_output_fn fn, void *user, const bfn_sample_config *cfg,
                                  bfn_err *err);
+
+/* Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad
+ * version of itself"): p_O from the network's logits pushed away from those of
+ * a weaker network of the same data shape (an early snapshot of the same run,
+ * or a smaller one), l = l_guide + w (l_net − l_guide) per logit plane. w = 1
+ * is Algorithm 9 with net alone (the guide is not run: the same samples as
+ * bfn_sampler_create); w > 1 moves each step's output distribution away from
+ * the guide's errors. w in [0, BFN_GUIDANCE_MAX]. Both nets must stay valid;
+ * the smaller max batch bounds each network call. */
+#define BFN_GUIDANCE_MAX 10.0
+bfn_status bfn_sampler_create_guided(bfn_sampler **out, bfn_net *net, bfn_net *guide,
+                                     double guidance, const bfn_sample_config *cfg, bfn_err *err);
 void bfn_sampler_destroy(bfn_sampler *s);
 
 /* The settings every run of Algorithm 9 shares (sampler and teacher): n in

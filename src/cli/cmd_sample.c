@@ -93,7 +93,8 @@ static int same_file(const char *a, const char *b)
 int cmd_sample(int argc, char **argv)
 {
     const char *model = NULL, *out = "samples.png", *strip_path = NULL;
-    const char *idx_path = NULL;
+    const char *idx_path = NULL, *guide_path = NULL;
+    double guidance = -1; /* not given */
     int n = 100, count = 16, cols = 0, scale = 2, argmax = 0, strip_rows = 4, strip_cols = 11;
     int threads = 0;
     double beta1 = 0;
@@ -112,6 +113,8 @@ int cmd_sample(int argc, char **argv)
         {"strip", ARG_STR, &strip_path, "PNG", "also write an evolution strip (theta and output rows)", 1, 0, 0},
         {"strip-rows", ARG_INT, &strip_rows, "N", "samples shown in the strip (default 4)", 1, 64, 0},
         {"strip-cols", ARG_INT, &strip_cols, "N", "times shown, evenly from t=0 to 1 (default 11)", 2, STRIP_MAX_COLS, 0},
+        {"guide", ARG_STR, &guide_path, "MODEL", "autoguidance: a weaker model of the same data (e.g. an early snapshot) to steer away from", 1, 0, 0},
+        {"guidance", ARG_DOUBLE, &guidance, "W", "guidance weight w: logits = guide + w (model - guide) (default 2 with --guide; 1 = the model alone)", 0, BFN_GUIDANCE_MAX, 0},
         {"threads", ARG_INT, &threads, "N", "BLAS threads (default: all cores)", 1, 256, 0},
     };
     int r = args_parse("bfn sample",
@@ -119,6 +122,12 @@ int cmd_sample(int argc, char **argv)
                        argc, argv, 2, specs, (int)(sizeof specs / sizeof specs[0]));
     if (r)
         return r > 0 ? EXIT_OK : EXIT_USAGE;
+    if (guidance >= 0 && !guide_path) {
+        fprintf(stderr, "bfn sample: --guidance needs --guide MODEL\n");
+        return EXIT_USAGE;
+    }
+    if (guide_path && guidance < 0)
+        guidance = 2.0;
     if (same_file(out, idx_path) || same_file(out, strip_path) ||
         same_file(idx_path, strip_path)) {
         fprintf(stderr, "bfn sample: --out, --idx and --strip must name three different files\n");
@@ -140,6 +149,20 @@ int cmd_sample(int argc, char **argv)
     bfn_status st = bfn_model_load_net(model, &net, &meta, mb, &err);
     if (st != BFN_OK)
         return cli_fail("sample", st, &err);
+    bfn_net *guide = NULL;
+    if (guide_path) {
+        bfn_model_meta gmeta;
+        st = bfn_model_load_net(guide_path, &guide, &gmeta, mb, &err);
+        if (st == BFN_OK && gmeta.beta1 != meta.beta1)
+            st = bfn_err_set(&err, BFN_ERR_MISMATCH,
+                             "the guide %s was trained at beta(1) = %g, the model %s at %g",
+                             guide_path, gmeta.beta1, model, meta.beta1);
+        if (st != BFN_OK) {
+            bfn_net_destroy(guide);
+            bfn_net_destroy(net);
+            return cli_fail("sample", st, &err);
+        }
+    }
     if (beta1 == 0)
         beta1 = meta.beta1;
     const int H = meta.config.H, W = meta.config.W, D = H * W, K = meta.config.K;
@@ -149,6 +172,7 @@ int cmd_sample(int argc, char **argv)
     if ((st = cli_grid_check(count, H, W, cols, scale, &err)) != BFN_OK ||
         (strip_path &&
          (st = cli_grid_check(2 * strip_rows * strip_cols, H, W, strip_cols, scale, &err)) != BFN_OK)) {
+        bfn_net_destroy(guide);
         bfn_net_destroy(net);
         return cli_fail("sample", st, &err);
     }
@@ -160,6 +184,7 @@ int cmd_sample(int argc, char **argv)
         s.th = calloc((size_t)bfn_flow_planes(K) * D, sizeof(float));
         if (!s.theta || !s.p || !s.th) {
             free(s.theta), free(s.p), free(s.th);
+            bfn_net_destroy(guide);
             bfn_net_destroy(net);
             return cli_fail("sample", BFN_ERR_NOMEM, NULL);
         }
@@ -175,7 +200,9 @@ int cmd_sample(int argc, char **argv)
                             .final = argmax ? BFN_FINAL_ARGMAX : BFN_FINAL_SAMPLE};
     bfn_sampler *smp = NULL;
     double t0 = cli_now();
-    if ((st = bfn_sampler_create(&smp, net, &sc, &err)) == BFN_OK) {
+    st = guide ? bfn_sampler_create_guided(&smp, net, guide, guidance, &sc, &err)
+               : bfn_sampler_create(&smp, net, &sc, &err);
+    if (st == BFN_OK) {
         if (strip_path)
             bfn_sampler_set_observer(smp, strip_observer, &s);
         st = bfn_sampler_run(smp, cli_interrupt_flag(), &err);
@@ -193,6 +220,8 @@ int cmd_sample(int argc, char **argv)
     }
     printf("wrote %s: %d samples, n = %d, beta1 = %g (sqrt %.3g), seed %llu, %s final, %.2f s\n", out,
            count, n, beta1, sqrt(beta1), (unsigned long long)seed, argmax ? "argmax" : "sampled", el);
+    if (guide)
+        printf("guided away from %s with w = %g\n", guide_path, guidance);
     if (idx_path) {
         st = write_idx(idx_path, bfn_sampler_result(smp), K, count, H, W, &err);
         if (st != BFN_OK) {
@@ -230,6 +259,7 @@ done:
     free(s.theta);
     free(s.p);
     bfn_sampler_destroy(smp);
+    bfn_net_destroy(guide);
     bfn_net_destroy(net);
     return code;
 }

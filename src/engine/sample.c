@@ -14,6 +14,8 @@ struct bfn_sampler {
     bfn_output_fn fn;      /* p_O(·|θ; t): the network (net_output) or another */
     void *fn_user;
     bfn_net *net;          /* the network path only (NULL otherwise) */
+    bfn_net *guide;        /* autoguidance: the weaker network (NULL: none) */
+    double guidance;       /* its weight w (1: the network alone) */
     bfn_sample_config cfg;
     int B, D, K, zp, pp, in_ch, max_b;
     int done;              /* steps done: 0..n+1 */
@@ -24,6 +26,7 @@ struct bfn_sampler {
     uint8_t *k;            /* (B, D) drawn classes */
     float *net_in;         /* (max_b, in_ch, D), network path */
     float *logits;         /* (max_b, pp, D), network path */
+    float *glogits;        /* (max_b, pp, D), the guide's */
     float *t;              /* (max_b), network path */
     bfn_sample_observer obs;
     void *obs_user;
@@ -42,6 +45,18 @@ static bfn_status net_output(void *user, const float *z, double t, int nb, float
     bfn_status st = bfn_net_forward(s->net, s->net_in, s->t, nb, 0, NULL, s->logits);
     if (st != BFN_OK)
         return bfn_err_set(err, st, "sampler: network forward failed (%s)", bfn_status_str(st));
+    if (s->glogits) {
+        /* autoguidance: l = l_guide + w (l_net − l_guide), per logit plane
+         * (p_O is a softmax or a sigmoid of them, so the rule is the same for
+         * every K) */
+        st = bfn_net_forward(s->guide, s->net_in, s->t, nb, 0, NULL, s->glogits);
+        if (st != BFN_OK)
+            return bfn_err_set(err, st, "sampler: guide network forward failed (%s)",
+                               bfn_status_str(st));
+        const float w = (float)s->guidance;
+        for (size_t i = 0; i < (size_t)nb * ps; i++)
+            s->logits[i] = s->glogits[i] + w * (s->logits[i] - s->glogits[i]);
+    }
     for (int j = 0; j < nb; j++)
         bfn_output_probs(p + j * ps, s->logits + j * ps, s->D, s->K);
     return BFN_OK;
@@ -70,6 +85,39 @@ bfn_status bfn_sampler_create(bfn_sampler **out, bfn_net *net, const bfn_sample_
         bfn_sampler_destroy(s);
         return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory for %d images",
                            cfg->count);
+    }
+    *out = s;
+    return BFN_OK;
+}
+
+bfn_status bfn_sampler_create_guided(bfn_sampler **out, bfn_net *net, bfn_net *guide,
+                                     double guidance, const bfn_sample_config *cfg, bfn_err *err)
+{
+    *out = NULL;
+    if (!net || !guide)
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: no network or no guide network");
+    if (!(guidance >= 0.0 && guidance <= BFN_GUIDANCE_MAX))
+        return bfn_err_set(err, BFN_ERR_ARG, "sampler: guidance w = %g out of range [0, %g]",
+                           guidance, BFN_GUIDANCE_MAX);
+    const bfn_net_config *a = bfn_net_get_config(net), *g = bfn_net_get_config(guide);
+    if (a->K != g->K || a->H != g->H || a->W != g->W)
+        return bfn_err_set(err, BFN_ERR_MISMATCH,
+                           "sampler: the guide is a K = %d %dx%d network, the model K = %d %dx%d",
+                           g->K, g->H, g->W, a->K, a->H, a->W);
+    bfn_sampler *s;
+    bfn_status st = bfn_sampler_create(&s, net, cfg, err);
+    if (st != BFN_OK)
+        return st;
+    if (guidance != 1.0) { /* w = 1 is the network alone: the guide is not run */
+        if (bfn_net_max_batch(guide) < s->max_b)
+            s->max_b = bfn_net_max_batch(guide);
+        s->guide = guide;
+        s->guidance = guidance;
+        s->glogits = calloc((size_t)s->max_b * s->pp * s->D, sizeof(float));
+        if (!s->glogits) {
+            bfn_sampler_destroy(s);
+            return bfn_err_set(err, BFN_ERR_NOMEM, "sampler: out of memory for the guide");
+        }
     }
     *out = s;
     return BFN_OK;
@@ -142,6 +190,7 @@ void bfn_sampler_destroy(bfn_sampler *s)
     free(s->k);
     free(s->net_in);
     free(s->logits);
+    free(s->glogits);
     free(s->t);
     free(s);
 }
