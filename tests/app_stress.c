@@ -76,6 +76,14 @@ static void make_fixture(void)
     fputs("not a model", f);
     fclose(f);
     copy_prefix(model_b, model_cut, 0.6);
+    /* guides: a's serves it; b's is of another size, so guidance there is refused */
+    char guides[500], guide[600];
+    snprintf(guides, sizeof guides, "%s/" VIZ_GUIDE_DIR, models);
+    mkdir(guides, 0755);
+    snprintf(guide, sizeof guide, "%s/a.bfn", guides);
+    fx_make_model(guide, 16, 4);
+    snprintf(guide, sizeof guide, "%s/b.bfn", guides);
+    fx_make_model(guide, 8, 5);
     /* a font of its own, which an action takes away for a moment */
     snprintf(font, sizeof font, "%s/font.ttf", dir);
     snprintf(font_gone, sizeof font_gone, "%s/font.ttf.gone", dir);
@@ -185,7 +193,7 @@ static const struct {
     {SDLK_EQUALS, KMOD_LCTRL}, {SDLK_PLUS, KMOD_LCTRL}, {SDLK_KP_PLUS, KMOD_LCTRL},
     {SDLK_MINUS, KMOD_LCTRL}, {SDLK_KP_MINUS, KMOD_LCTRL}, {SDLK_0, KMOD_LCTRL},
     {SDLK_F1, 0}, {SDLK_SLASH, KMOD_LSHIFT}, {SDLK_QUESTION, 0}, {SDLK_ESCAPE, 0},
-    {SDLK_q, KMOD_LCTRL}, {SDLK_l, 0},
+    {SDLK_q, KMOD_LCTRL}, {SDLK_l, 0}, {SDLK_w, KMOD_LSHIFT}, {SDLK_w, 0},
 };
 #define N_SHORTCUTS ((int)(sizeof SHORTCUTS / sizeof SHORTCUTS[0]))
 
@@ -570,6 +578,11 @@ static void invariants(session *s, int i)
         viz_fmt(why, sizeof why, "settings out of range: n %d grid %d", p->n, p->grid);
     else if (!(p->beta1 == 0 || (p->beta1 >= 0.1 - 1e-9 && p->beta1 <= 30 + 1e-9)))
         viz_fmt(why, sizeof why, "beta(1) setting %g", p->beta1);
+    else if (!(p->guidance >= 1 && p->guidance <= VIZ_GUIDANCE_MAX) ||
+             fmod(p->guidance - 1, VIZ_GUIDANCE_STEP) != 0 ||
+             (!st.guide_available && p->guidance != 1))
+        viz_fmt(why, sizeof why, "guidance w = %g (the model has %s guide)", p->guidance,
+                st.guide_available ? "a" : "no");
     else if (!(st.speed >= 0.25 && st.speed <= 8))
         viz_fmt(why, sizeof why, "speed %g", st.speed);
     else if (!(a->zoom >= 0.5f && a->zoom <= 4.0f))
@@ -812,6 +825,11 @@ static void end_sampling(session *s)
         viz_app_key(a, SDLK_g, fx_state(a).settings.grid > 2 ? KMOD_LSHIFT : 0);
         frame(s);
     }
+    /* guidance off through its key: the reference below is the unguided sampler */
+    for (int i = 0; i < 16 && fx_state(a).settings.guidance != 1; i++) {
+        viz_app_key(a, SDLK_w, KMOD_LSHIFT);
+        frame(s);
+    }
     CHECK(viz_app_wait_run(a, 120), "the last sampling run completes");
     viz_app_state st = fx_state(a);
     CHECK(st.settings.n == 8 && st.settings.grid == 2, "settled on n %d grid %d", st.settings.n,
@@ -821,12 +839,13 @@ static void end_sampling(session *s)
     if (r) {
         double want_beta = st.settings.beta1 > 0 ? st.settings.beta1 : 3.0;
         CHECK(r->sp.n == st.settings.n && r->sp.grid == st.settings.grid &&
-                  r->sp.seed == st.settings.seed && r->sp.argmax == st.settings.argmax,
+                  r->sp.seed == st.settings.seed && r->sp.argmax == st.settings.argmax &&
+                  r->sp.guidance == 1 && st.settings.guidance == 1,
               "the shown run used the stored settings (n %d/%d grid %d/%d seed %llu/%llu "
-              "argmax %d/%d)",
+              "argmax %d/%d guidance %g/%g)",
               r->sp.n, st.settings.n, r->sp.grid, st.settings.grid,
               (unsigned long long)r->sp.seed, (unsigned long long)st.settings.seed,
-              r->sp.argmax, st.settings.argmax);
+              r->sp.argmax, st.settings.argmax, r->sp.guidance, st.settings.guidance);
         CHECK_NEAR(want_beta, r->sp.beta1, 1e-12, "the shown run's beta(1)");
         CHECK(!strcmp(r->model.label, "a.bfn"), "the shown run's model: %s", r->model.label);
     }

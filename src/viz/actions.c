@@ -175,7 +175,49 @@ void viz_act_model_load(viz_app *a, const char *path)
     a->snap = NULL;
     a->snap_wait = 0; /* a snapshot asked for earlier must not replace this choice */
     a->set.beta1 = 0; /* a new model samples at its own β(1) */
+    viz_guide_follow_model(a);
     viz_act_changed(a);
+}
+
+/* ---- autoguidance (the guide files are found as worker.h says) ---- */
+
+void viz_guide_follow_model(viz_app *a)
+{
+    char path[VIZ_PATH_MAX];
+    if (!a->snap && viz_guide_path(a->model_path, path, sizeof path))
+        viz_strcpy(a->guide_path, sizeof a->guide_path, path);
+    else
+        a->guide_path[0] = '\0';
+    if (!a->guide_path[0])
+        a->set.guidance = 1;
+}
+
+void viz_act_guidance(viz_app *a, double w)
+{
+    if (isnan(w))
+        return;
+    double was = a->set.guidance;
+    viz_guide_follow_model(a); /* a guide may have come or gone since the model loaded */
+    if (a->snap) {
+        viz_act_notice(a, 1, "no guide for a training snapshot: guidance needs a model file");
+    } else if (!a->guide_path[0]) {
+        char want[VIZ_PATH_MAX];
+        viz_guide_path(a->model_path, want, sizeof want);
+        viz_act_notice(a, 1, "no guide for this model: guidance needs %s", want);
+    } else {
+        double steps = round((viz_clampd(w, 1, VIZ_GUIDANCE_MAX) - 1) / VIZ_GUIDANCE_STEP);
+        a->set.guidance = 1 + steps * VIZ_GUIDANCE_STEP;
+    }
+    if (a->set.guidance != was)
+        viz_act_changed(a);
+}
+
+void viz_act_guide_refused(viz_app *a, const viz_run *r)
+{
+    viz_act_notice(a, 1, "sampling without guidance: %s", r->guide_refused);
+    /* r already is the unguided run, so w = 1 needs no new one */
+    if (r->gen == viz_worker_generation(a->worker) && !a->want_submit)
+        a->set.guidance = 1;
 }
 
 void viz_act_model_cycle(viz_app *a, int dir)

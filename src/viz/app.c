@@ -168,12 +168,13 @@ viz_app *viz_app_create(const viz_options *o, char *err, size_t cap)
 
     a->set = (viz_sample_params){.n = viz_clampi(o->n_steps, 1, 1000), .beta1 = o->beta1,
                                  .seed = o->seed, .grid = viz_clampi(o->grid, 1, VIZ_GRID_MAX),
-                                 .argmax = o->argmax};
+                                 .argmax = o->argmax, .guidance = 1};
     if (o->model_path)
         viz_strcpy(a->model_path, sizeof a->model_path, o->model_path);
     else
         viz_fmt(a->model_path, sizeof a->model_path, "%s/mnist.bfn", a->model_dir);
     viz_strcpy(a->model_edit, sizeof a->model_edit, a->model_path);
+    viz_guide_follow_model(a);
     a->view = VIZ_VIEW_THETA;
     a->speed = 1;
     a->tab = VIZ_TAB_INSPECT;
@@ -504,6 +505,7 @@ static void update(viz_app *a, double now)
                 viz_weights_unref(a->snap);
                 a->snap = w;
                 a->set.beta1 = 0;
+                viz_guide_follow_model(a);
                 viz_fmt(a->model_edit, sizeof a->model_edit, "(training snapshot, step %lld)",
                         (long long)w->step);
                 a->want_submit = 1;
@@ -531,6 +533,8 @@ static void update(viz_app *a, double now)
             a->seen_ready = -1;
             a->restart_ms = -1;
             a->dirty = 1;
+            if (r->guide_refused[0])
+                viz_act_guide_refused(a, r);
         } else {
             viz_run_unref(r);
         }
@@ -772,6 +776,11 @@ int viz_app_screenshot(viz_app *a, const char *path, char *err, size_t cap)
     return 0;
 }
 
+void viz_app_set_guidance(viz_app *a, double w)
+{
+    viz_act_guidance(a, w);
+}
+
 int viz_app_widget_rect(viz_app *a, const char *id, SDL_Rect *r)
 {
     return viz_ui_widget_rect(&a->ui, id, r);
@@ -801,6 +810,7 @@ void viz_app_get_state(viz_app *a, viz_app_state *s)
     viz_strcpy(s->text_shortened_what, sizeof s->text_shortened_what, a->ui.text_shortened_what);
     s->settings = a->set;
     viz_strcpy(s->model_path, sizeof s->model_path, a->model_path);
+    s->guide_available = a->guide_path[0] != '\0';
     s->view = a->view;
     s->playing = a->playing;
     s->speed = a->speed;
@@ -813,6 +823,7 @@ void viz_app_get_state(viz_app *a, viz_app_state *s)
         s->run_ready = viz_run_ready(a->run);
         s->run_slots = a->run->n_slots;
         viz_strcpy(s->model_label, sizeof s->model_label, a->run->model.label);
+        viz_strcpy(s->guide, sizeof s->guide, a->run->guide);
         if (s->run_state == VIZ_RUN_ERROR)
             viz_strcpy(s->error, sizeof s->error, a->run->error);
     }

@@ -87,6 +87,10 @@ uint8_t *viz_app_read_pixels(viz_app *a, int *w, int *h);
 /* Writes the last drawn frame to a PNG. 0 on success. */
 int viz_app_screenshot(viz_app *a, const char *path, char *err, size_t cap);
 
+/* Sets the guidance weight w as the controls do: on their steps within
+ * [1, VIZ_GUIDANCE_MAX], refused with a notice when the model has no guide. */
+void viz_app_set_guidance(viz_app *a, double w);
+
 /* Where widget id was drawn in the last frame (ids such as "beta1", "n",
  * "seed+", "view.theta", "timeline", "cell.5", "tab.train"). 0 if absent. */
 int viz_app_widget_rect(viz_app *a, const char *id, SDL_Rect *r);
@@ -96,6 +100,7 @@ int viz_app_pixel_pos(viz_app *a, int cell, int x, int y, int *sx, int *sy);
 typedef struct {
     viz_sample_params settings;   /* what the controls say (beta1 <= 0: model's own) */
     char model_path[1024];
+    int guide_available;          /* the model has a guide file (worker.h) */
     viz_view view;
     int playing;
     double speed;
@@ -114,6 +119,7 @@ typedef struct {
     uint64_t train_previews;      /* previews sampled so far */
     char train_message[300];      /* the training panel's last message */
     char model_label[160];        /* what the viewer samples ("m.bfn", "training snapshot …") */
+    char guide[160];              /* the guide the shown run used ("guides/m.bfn"; "" none) */
     double restart_ms;            /* request → first frame of the newest run (< 0: none) */
     double frame_ms_avg, frame_ms_max; /* work to draw a frame, since the last reset */
     long frames_slow;             /* frames whose work took longer than 1/60 s */

@@ -49,6 +49,7 @@ struct viz_app {
     char model_path[VIZ_PATH_MAX];
     char model_edit[VIZ_PATH_MAX];    /* the text field's content */
     viz_weights *snap;                /* non-NULL: the viewer samples this training snapshot */
+    char guide_path[VIZ_PATH_MAX];    /* the model's guide file (worker.h; "" none) */
     int want_submit;
     uint64_t snap_wait;               /* > 0: waiting for a snapshot newer than this serial */
     viz_view view;
@@ -86,6 +87,8 @@ struct viz_app {
     viz_tab narrow_tab;               /* the single column's tab in a narrow window */
     int narrow;                       /* the last layout was narrow */
     int help;
+    int controls_halves;              /* the controls column's last pass: half gaps, */
+    float controls_rows_h;            /* and the height of all else (logical px) */
     char models[VIZ_MODELS_MAX][VIZ_PATH_MAX];
     int n_models;
     char notice[600];
@@ -134,6 +137,15 @@ void viz_act_seed(viz_app *a, int delta);      /* delta 0: a random seed */
 void viz_act_grid(viz_app *a, int delta);
 void viz_act_view(viz_app *a, viz_view v);
 void viz_act_model_cycle(viz_app *a, int dir);
+/* Guidance weight w, put on the control's steps in [1, VIZ_GUIDANCE_MAX];
+ * refused with a notice (w stays 1) when the model has no guide. */
+void viz_act_guidance(viz_app *a, double w);
+/* Looks for the guide of the model in the settings again; w goes back to 1
+ * when there is none. Called whenever the model changes. */
+void viz_guide_follow_model(viz_app *a);
+/* The worker sampled r unguided although guidance was asked for: a notice
+ * says why, and the control drops to w = 1 when no newer request waits. */
+void viz_act_guide_refused(viz_app *a, const viz_run *r);
 void viz_act_model_load(viz_app *a, const char *path);
 void viz_act_use_snapshot(viz_app *a);
 void viz_act_zoom(viz_app *a, float zoom);

@@ -43,6 +43,14 @@ static void k_beta_model(viz_app *a) { viz_act_beta(a, 0); }
 static void k_seed_next(viz_app *a) { viz_act_seed(a, 1); }
 static void k_seed_prev(viz_app *a) { viz_act_seed(a, -1); }
 static void k_seed_rand(viz_app *a) { viz_act_seed(a, 0); }
+static void k_guide_up(viz_app *a)
+{
+    viz_act_guidance(a, a->set.guidance + VIZ_GUIDANCE_STEP);
+}
+static void k_guide_down(viz_app *a)
+{
+    viz_act_guidance(a, a->set.guidance - VIZ_GUIDANCE_STEP);
+}
 static void k_grid_up(viz_app *a) { viz_act_grid(a, 1); }
 static void k_grid_down(viz_app *a) { viz_act_grid(a, -1); }
 static void k_argmax(viz_app *a)
@@ -100,12 +108,15 @@ static const shortcut KEYS[] = {
     {SDLK_PAGEUP, M_NONE, "PgUp / PgDn", "β(1) × 1.25 / ÷ 1.25", k_beta_up},
     {SDLK_PAGEDOWN, M_NONE, "", "", k_beta_down},
     {SDLK_b, M_NONE, "B", "β(1) back to the model's trained value", k_beta_model},
-    {SDLK_s, M_SHIFT, "S / Shift+S", "next / previous seed", k_seed_prev},
+    {SDLK_s, M_SHIFT, "S / Shift+S / R", "next / previous / random seed", k_seed_prev},
     {SDLK_s, M_NONE, "", "", k_seed_next},
-    {SDLK_r, M_NONE, "R", "random seed", k_seed_rand},
+    {SDLK_r, M_NONE, "", "", k_seed_rand},
     {SDLK_g, M_SHIFT, "G / Shift+G", "more / fewer cells", k_grid_down},
     {SDLK_g, M_NONE, "", "", k_grid_up},
     {SDLK_a, M_NONE, "A", "final output: sample ↔ argmax", k_argmax},
+    {SDLK_w, M_SHIFT, "W / Shift+W", "guidance w ± 0.25 (1 = off; needs a guide)",
+     k_guide_down},
+    {SDLK_w, M_NONE, "", "", k_guide_up},
     {SDLK_m, M_SHIFT, "M / Shift+M", "next / previous model file", k_model_prev},
     {SDLK_m, M_NONE, "", "", k_model_next},
     {SDLK_t, M_SHIFT, "T / Shift+T", "training panel / start or pause training", k_train},

@@ -8,7 +8,7 @@
  *
  * The sampling worker fills slots in order and publishes each with a release
  * store of `ready`; readers (the UI thread) only touch slots below an
- * acquire load of it. Everything else in the run is fixed at creation.
+ * acquire load of it. Everything else in the run is fixed before it is published.
  * Runs are reference counted so either side can drop its copy first.
  *
  * For K > 2 the stored planes are those of the last class (θ_K−1, p_K−1, y of
@@ -31,7 +31,14 @@ typedef struct {
     uint64_t seed;
     int grid;       /* grid × grid cells, 1..VIZ_GRID_MAX */
     int argmax;     /* final output: 1 argmax, 0 sampled */
+    double guidance; /* autoguidance weight w, 1..VIZ_GUIDANCE_MAX; 1: off (Algorithm 9) */
 } viz_sample_params;
+
+/* The guidance weights the app offers: w = 1 (the network alone, as the
+ * paper's Algorithm 9) up to VIZ_GUIDANCE_MAX in steps of VIZ_GUIDANCE_STEP
+ * (the engine accepts up to BFN_GUIDANCE_MAX). */
+#define VIZ_GUIDANCE_MAX 4.0
+#define VIZ_GUIDANCE_STEP 0.25
 
 /* The model a run used. */
 typedef struct {
@@ -56,7 +63,7 @@ typedef enum {
 typedef struct viz_run {
     atomic_int refs;
     uint64_t gen;             /* request generation that made it */
-    viz_sample_params sp;     /* beta1 resolved */
+    viz_sample_params sp;     /* beta1 resolved; guidance as sampled (1 when refused) */
     viz_model_info model;
     int cells, D;
     int stride;               /* every stride-th step kept (plus n and the final) */
@@ -75,6 +82,8 @@ typedef struct viz_run {
     atomic_int state;         /* viz_run_state */
     atomic_int frames_seen;   /* observer calls (every step, kept or not) */
     char error[512];
+    char guide[160];          /* the guide sampled with ("guides/NAME.bfn"; "" none) */
+    char guide_refused[400];  /* why guidance asked for was not applied ("" : it was, or w = 1) */
     double t_submit;          /* viz_now() when the request was made */
     double t_first;           /* when slot 0 was published (0 before) */
     double t_done;            /* when the run ended (0 before) */

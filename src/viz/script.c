@@ -138,6 +138,16 @@ static int run_line(viz_app *a, char *line, char *err, size_t cap)
             viz_app_mouse_button(a, x, y, 0);
             viz_app_run_frames(a, 1);
         }
+    } else if (!strcmp(cmd, "guidance") && n >= 2) {
+        char *end;
+        double w = strtod(s1, &end);
+        if (*end || !(w >= 1 && w <= VIZ_GUIDANCE_MAX)) {
+            viz_fmt(err, cap, "guidance '%s': want a weight from 1 (off) to %g", s1,
+                    VIZ_GUIDANCE_MAX);
+            return -1;
+        }
+        viz_app_set_guidance(a, w);
+        viz_app_run_frames(a, 1);
     } else if (!strcmp(cmd, "quit")) {
         SDL_Event e;
         memset(&e, 0, sizeof e);

@@ -13,6 +13,7 @@
  *   drag ID FX0 FX1          press at FX0 across the widget, move to FX1, release
  *   drag X0 Y0 X1 Y1         press at a point, move to another in 16 steps, release
  *   pixel CELL X Y           mouse over pixel (X, Y) of a cell
+ *   guidance W               guidance weight W, 1 (off) to 4; refused without a guide
  *   screenshot PATH          the current frame as a PNG
  *   quit                     close the app (as the window's close button)
  */

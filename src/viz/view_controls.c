@@ -1,23 +1,35 @@
 /* The left panel: model choice, the sampling settings (n, β(1), seed, grid,
- * final output), what the cells show, and exports. */
+ * final output, guidance), what the cells show, and exports. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "app_internal.h"
 
+#define GAP 10     /* spacing between rows and sections (logical px) when there is room */
+#define GAP_LEAST 4 /* the spacing of a column too short for GAP (small window, large zoom) */
+
 typedef struct {
     viz_app *a;
     int x, y, w;  /* next row's left edge, top and width */
     int row, gap; /* row height and spacing */
+    int halves;   /* half gaps so far: the height used is the rows' plus halves × gap / 2 */
 } column;
+
+/* Vertical space of halves half gaps. */
+static void space(column *c, int halves)
+{
+    c->y += halves * c->gap / 2;
+    c->halves += halves;
+}
 
 static void section(column *c, const char *name)
 {
     viz_ui *ui = &c->a->ui;
-    c->y += c->gap;
+    space(c, 2);
     viz_ui_text(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.accent, name);
-    c->y += viz_ui_line_height(ui, VIZ_FONT_SMALL) + c->gap / 2;
+    c->y += viz_ui_line_height(ui, VIZ_FONT_SMALL);
+    space(c, 1);
 }
 
 static void label(column *c, SDL_Color col, const char *s)
@@ -76,7 +88,8 @@ static void model_section(column *c)
     if (viz_icon_button(a, "model-next", (SDL_Rect){x + bw + viz_ui_px(ui, 4), c->y, bw, c->row},
                         VIZ_ICON_FWD, "Next model in models/ and runs/ (M)"))
         viz_act_model_cycle(a, 1);
-    c->y += c->row + c->gap / 2;
+    c->y += c->row;
+    space(c, 1);
     const viz_run *r = a->run;
     int lh = viz_ui_line_height(ui, VIZ_FONT_SMALL);
     if (r && viz_run_get_state(r) != VIZ_RUN_ERROR) {
@@ -101,6 +114,43 @@ static void model_section(column *c)
     c->y += 2 * lh;
 }
 
+/* The guidance stepper and, under it, the guide: the one the shown run used,
+ * the one that w > 1 would use, or that the model has none. */
+static void guidance_row(column *c)
+{
+    viz_app *a = c->a;
+    viz_ui *ui = &a->ui;
+    char s[32];
+    double w = a->set.guidance;
+    if (w == 1)
+        viz_fmt(s, sizeof s, "1 (off)");
+    else
+        viz_fmt(s, sizeof s, "%g", w);
+    int d = stepper(c, "guidance", "guidance", s, "Less guidance; 1 is off (Shift+W)",
+                    "More guidance, up to 4 (W)",
+                    "Autoguidance: logits = guide + w (model − guide), the guide a weaker "
+                    "model in guides/. w = 1: the model alone (Algorithm 9)");
+    if (d)
+        viz_act_guidance(a, w + d * VIZ_GUIDANCE_STEP);
+    c->y += c->row + 2;
+    const viz_run *r = a->run;
+    char name[VIZ_PATH_MAX + 16];
+    viz_fmt(name, sizeof name, "guide: %s/%s", VIZ_GUIDE_DIR, viz_basename(a->guide_path));
+    if (!a->guide_path[0]) {
+        viz_ui_text(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.dim,
+                    a->snap ? "no guide for a training snapshot" : "no guide for this model");
+    } else if (r && r->guide[0] && viz_run_get_state(r) != VIZ_RUN_ERROR) {
+        viz_ui_textf(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.text, "guided by %s (w = %g)",
+                     r->guide, r->sp.guidance);
+    } else if (w == 1) {
+        static const char *const off[2] = {" · off at w = 1", ""}; /* the note goes if need be */
+        viz_ui_text_fit(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.dim, c->w, name, 2, off);
+    } else {
+        viz_ui_text(ui, VIZ_FONT_SMALL, c->x, c->y, ui->th.dim, name); /* its run is on the way */
+    }
+    c->y += viz_ui_line_height(ui, VIZ_FONT_SMALL);
+}
+
 static void sampling_section(column *c)
 {
     viz_app *a = c->a;
@@ -118,7 +168,8 @@ static void sampling_section(column *c)
             viz_act_changed(a);
         }
     }
-    c->y += c->row + c->gap / 2;
+    c->y += c->row;
+    space(c, 1);
 
     double b = viz_beta_shown(a), bm = viz_beta_model(a);
     viz_fmt(s, sizeof s, "β(1) = %.3g    √β(1) = %.3g", b, sqrt(b));
@@ -135,7 +186,8 @@ static void sampling_section(column *c)
         a->set.beta1 = b;
         viz_act_changed(a);
     }
-    c->y += c->row + c->gap;
+    c->y += c->row;
+    space(c, 2);
 
     viz_fmt(s, sizeof s, "%llu", (unsigned long long)a->set.seed);
     int d = stepper(c, "seed", "seed", s, "Previous seed (Shift+S)", "Next seed (S)",
@@ -146,14 +198,16 @@ static void sampling_section(column *c)
     if (viz_ui_button(ui, "seed-random", (SDL_Rect){c->x + c->w - rw, c->y, rw, c->row}, "dice",
                       "A random seed (R)", 0))
         viz_act_seed(a, 0);
-    c->y += c->row + c->gap / 2;
+    c->y += c->row;
+    space(c, 1);
 
     viz_fmt(s, sizeof s, "%d×%d", a->set.grid, a->set.grid);
     d = stepper(c, "grid", "grid", s, "Fewer cells (Shift+G)", "More cells, up to 8×8 (G)",
                 "How many samples are drawn side by side");
     if (d)
         viz_act_grid(a, d);
-    c->y += c->row + c->gap / 2;
+    c->y += c->row;
+    space(c, 1);
 
     int ty = c->y + (c->row - viz_ui_line_height(ui, VIZ_FONT_NORMAL)) / 2;
     viz_ui_text(ui, VIZ_FONT_NORMAL, c->x, ty, ui->th.dim, "final");
@@ -171,6 +225,8 @@ static void sampling_section(column *c)
         viz_act_changed(a);
     }
     c->y += c->row;
+    space(c, 1);
+    guidance_row(c);
 }
 
 static void show_section(column *c)
@@ -218,13 +274,26 @@ static void export_section(column *c)
     c->y += c->row;
 }
 
+/* The spacing that lets the column fit into height h: GAP where it has room,
+ * less (down to GAP_LEAST) where it is short, so that the last row stays
+ * above the status line. The column's height comes from the last pass. */
+static int column_gap(const viz_app *a, int h)
+{
+    const viz_ui *ui = &a->ui;
+    int full = viz_ui_px(ui, GAP);
+    if (a->controls_halves <= 0)
+        return full; /* not measured yet */
+    int rows = viz_ui_px(ui, a->controls_rows_h);
+    return viz_clampi(2 * (h - rows) / a->controls_halves, viz_ui_px(ui, GAP_LEAST), full);
+}
+
 void viz_controls_panel(viz_app *a, SDL_Rect r)
 {
     viz_ui *ui = &a->ui;
     viz_ui_fill(ui, r, ui->th.panel);
-    int pad = viz_ui_px(ui, 14);
-    column c = {.a = a, .x = r.x + pad, .y = r.y + viz_ui_px(ui, 8), .w = r.w - 2 * pad,
-                .row = viz_ui_px(ui, 28), .gap = viz_ui_px(ui, 10)};
+    int pad = viz_ui_px(ui, 14), top = viz_ui_px(ui, 8);
+    column c = {.a = a, .x = r.x + pad, .y = r.y + top, .w = r.w - 2 * pad,
+                .row = viz_ui_px(ui, 28), .gap = column_gap(a, r.h - 2 * top)};
     viz_ui_text(ui, VIZ_FONT_LARGE, c.x, c.y, ui->th.text, "bfnviz");
     int tw = viz_ui_text_width(ui, VIZ_FONT_LARGE, "bfnviz ");
     int dy = viz_ui_line_height(ui, VIZ_FONT_LARGE) - viz_ui_line_height(ui, VIZ_FONT_SMALL);
@@ -236,6 +305,8 @@ void viz_controls_panel(viz_app *a, SDL_Rect r)
     sampling_section(&c);
     show_section(&c);
     export_section(&c);
+    a->controls_halves = c.halves;
+    a->controls_rows_h = (c.y - r.y - top - c.halves * c.gap / 2.0f) / ui->zoom;
     int lh = viz_ui_line_height(ui, VIZ_FONT_SMALL);
     int by = r.y + r.h - lh - viz_ui_px(ui, 8);
     if (by > c.y + c.gap)

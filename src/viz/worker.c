@@ -37,6 +37,10 @@ struct viz_worker {
     struct timespec net_mtime;
     off_t net_size;
     uint64_t net_weights_id;     /* snapshot id the net holds (0: a file) */
+    bfn_net *guide;              /* the net's guide (NULL: none loaded) */
+    char guide_path[VIZ_PATH_MAX];
+    struct timespec guide_mtime;
+    off_t guide_size;
     viz_run *cur;
     uint64_t cur_gen;
 };
@@ -75,6 +79,30 @@ static void describe(viz_model_info *info, const bfn_net_config *c, double beta1
     viz_strcpy(info->dataset, sizeof info->dataset, dataset[0] ? dataset : "?");
 }
 
+int viz_guide_path(const char *model_path, char *out, size_t cap)
+{
+    const char *base = viz_basename(model_path);
+    int dir_len = (int)(base - model_path); /* includes the '/' */
+    viz_fmt(out, cap, "%.*s%s/%s", dir_len, model_path, VIZ_GUIDE_DIR, base);
+    struct stat sb;
+    return stat(out, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* The file behind sb is the version once loaded (same size and time). */
+static int same_version(const struct stat *sb, struct timespec mtime, off_t size)
+{
+    return sb->st_size == size && sb->st_mtim.tv_sec == mtime.tv_sec &&
+           sb->st_mtim.tv_nsec == mtime.tv_nsec;
+}
+
+/* A guide belongs to the net it was checked against: it goes with it. */
+static void drop_guide(viz_worker *w)
+{
+    bfn_net_destroy(w->guide);
+    w->guide = NULL;
+    w->guide_path[0] = '\0';
+}
+
 /* Makes w->net hold the request's model; reuses it when unchanged. */
 static bfn_status ensure_model(viz_worker *w, const viz_sample_req *req, char *msg, size_t cap)
 {
@@ -83,6 +111,7 @@ static bfn_status ensure_model(viz_worker *w, const viz_sample_req *req, char *m
         const viz_weights *ws = req->weights;
         if (w->net && w->net_weights_id == ws->id)
             return BFN_OK;
+        drop_guide(w);
         if (w->net && memcmp(bfn_net_get_config(w->net), &ws->cfg, sizeof ws->cfg) != 0) {
             bfn_net_destroy(w->net);
             w->net = NULL;
@@ -114,9 +143,9 @@ static bfn_status ensure_model(viz_worker *w, const viz_sample_req *req, char *m
         return BFN_ERR_IO;
     }
     if (w->net && !w->net_weights_id && !strcmp(w->net_path, req->model_path) &&
-        sb.st_size == w->net_size && sb.st_mtim.tv_sec == w->net_mtime.tv_sec &&
-        sb.st_mtim.tv_nsec == w->net_mtime.tv_nsec)
+        same_version(&sb, w->net_mtime, w->net_size))
         return BFN_OK;
+    drop_guide(w);
     bfn_net_destroy(w->net);
     w->net = NULL;
     char line[VIZ_PATH_MAX + 32];
@@ -136,6 +165,70 @@ static bfn_status ensure_model(viz_worker *w, const viz_sample_req *req, char *m
              bfn_net_param_count(w->net));
     viz_strcpy(w->info.label, sizeof w->info.label, viz_basename(req->model_path));
     return BFN_OK;
+}
+
+/* The guide at path checked against the model in w->net (same data shape,
+ * trained at the same β(1), as guidance mixes their logits); NULL with the
+ * reason in why when it cannot serve. */
+static bfn_net *load_guide(viz_worker *w, const char *path, char *why, size_t cap)
+{
+    char line[VIZ_PATH_MAX + 32];
+    viz_fmt(line, sizeof line, "loading guide %s", path);
+    set_status(w, line);
+    const char *name = viz_basename(path);
+    bfn_net *g = NULL;
+    bfn_model_meta meta;
+    bfn_err err = {0};
+    bfn_status st = bfn_model_load_net(path, &g, &meta, NET_MAX_BATCH, &err);
+    if (st != BFN_OK) {
+        viz_fmt(why, cap, "guide %s/%s: %s", VIZ_GUIDE_DIR, name,
+                err.msg[0] ? err.msg : bfn_status_str(st));
+        return NULL;
+    }
+    const bfn_net_config *c = &meta.config;
+    const viz_model_info *m = &w->info;
+    if (c->K != m->K || c->H != m->H || c->W != m->W)
+        viz_fmt(why, cap, "guide %s/%s is for K = %d, %d×%d images; the model for K = %d, %d×%d",
+                VIZ_GUIDE_DIR, name, c->K, c->H, c->W, m->K, m->H, m->W);
+    else if (meta.beta1 != m->beta1)
+        viz_fmt(why, cap, "guide %s/%s was trained at β(1) = %g, the model at %g", VIZ_GUIDE_DIR,
+                name, meta.beta1, m->beta1);
+    else
+        return g;
+    bfn_net_destroy(g);
+    return NULL;
+}
+
+/* Makes w->guide hold the guide of the request's model when the request asks
+ * for guidance (w->net holds the model). Returns the weight to sample with:
+ * the request's, or 1 when there is no usable guide (why says so). */
+static double ensure_guide(viz_worker *w, const viz_sample_req *req, char *why, size_t cap)
+{
+    double g = req->sp.guidance;
+    if (!(g > 1)) /* off; an unset or invalid weight is off too */
+        return 1;
+    if (req->weights) {
+        viz_fmt(why, cap, "a training snapshot has no guide");
+        return 1;
+    }
+    char path[VIZ_PATH_MAX];
+    struct stat sb;
+    if (!viz_guide_path(req->model_path, path, sizeof path) || stat(path, &sb) != 0) {
+        drop_guide(w);
+        viz_fmt(why, cap, "no guide for this model (no file %s)", path);
+        return 1;
+    }
+    int loaded = w->guide && !strcmp(w->guide_path, path) &&
+                 same_version(&sb, w->guide_mtime, w->guide_size);
+    if (!loaded) {
+        drop_guide(w);
+        if (!(w->guide = load_guide(w, path, why, cap)))
+            return 1;
+        viz_strcpy(w->guide_path, sizeof w->guide_path, path);
+        w->guide_mtime = sb.st_mtim;
+        w->guide_size = sb.st_size;
+    }
+    return fmin(g, VIZ_GUIDANCE_MAX);
 }
 
 static void publish(viz_worker *w, viz_run *r)
@@ -158,11 +251,14 @@ static int observe(const bfn_sample_frame *f, void *user)
 
 static void run_job(viz_worker *w, viz_sample_req *req, uint64_t gen, double t_submit)
 {
-    char msg[BFN_ERR_MSG_MAX + 64] = "";
+    char msg[BFN_ERR_MSG_MAX + 64] = "", refused[512] = "";
     viz_sample_params sp = req->sp;
     sp.n = viz_clampi(sp.n, 1, 100000);
     sp.grid = viz_clampi(sp.grid, 1, VIZ_GRID_MAX);
+    sp.guidance = 1;
     bfn_status st = ensure_model(w, req, msg, sizeof msg);
+    if (st == BFN_OK)
+        sp.guidance = ensure_guide(w, req, refused, sizeof refused);
     if (atomic_load(&w->gen) != gen)
         return; /* superseded while loading */
     if (st != BFN_OK) {
@@ -186,6 +282,9 @@ static void run_job(viz_worker *w, viz_sample_req *req, uint64_t gen, double t_s
         }
         return;
     }
+    if (sp.guidance != 1)
+        viz_fmt(r->guide, sizeof r->guide, "%s/%s", VIZ_GUIDE_DIR, viz_basename(w->guide_path));
+    viz_strcpy(r->guide_refused, sizeof r->guide_refused, refused);
     r->t_submit = t_submit;
     publish(w, r);
     set_status(w, "sampling");
@@ -196,7 +295,10 @@ static void run_job(viz_worker *w, viz_sample_req *req, uint64_t gen, double t_s
     bfn_err err = {0};
     w->cur = r;
     w->cur_gen = gen;
-    st = bfn_sampler_create(&smp, w->net, &sc, &err);
+    if (sp.guidance != 1)
+        st = bfn_sampler_create_guided(&smp, w->net, w->guide, sp.guidance, &sc, &err);
+    else
+        st = bfn_sampler_create(&smp, w->net, &sc, &err);
     if (st == BFN_OK) {
         bfn_sampler_set_observer(smp, observe, w);
         st = bfn_sampler_run(smp, NULL, &err);
@@ -274,6 +376,7 @@ void viz_worker_destroy(viz_worker *w)
     SDL_WaitThread(w->thread, NULL);
     viz_weights_unref(w->req.weights);
     viz_run_unref(w->latest);
+    bfn_net_destroy(w->guide);
     bfn_net_destroy(w->net);
     SDL_DestroyCond(w->cv);
     SDL_DestroyMutex(w->mu);

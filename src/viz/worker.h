@@ -7,7 +7,14 @@
  * waits. Each new run is published as "latest" (viz_worker_take hands out a
  * reference), and progress wakes the UI with one SDL user event at a time
  * (a flag stops the queue from flooding). No lock is held across a network
- * call or a model load. */
+ * call or a model load.
+ *
+ * Autoguidance: a model file DIR/NAME.bfn may have a guide, a weaker network
+ * of the same data shape saved as DIR/guides/NAME.bfn. The thread loads it the
+ * first time a request asks for w != 1, keeps it while the model stays, and
+ * drops it with the model. A guide that is missing, unreadable or does not
+ * match the model is refused: the run samples unguided (sp.guidance 1) and
+ * says why in guide_refused, for the UI to show. */
 #ifndef VIZ_WORKER_H
 #define VIZ_WORKER_H
 
@@ -17,8 +24,14 @@
 #include "viz.h"
 #include "weights.h"
 
+#define VIZ_GUIDE_DIR "guides" /* beside the model files */
+
+/* The guide of model file model_path ("DIR/NAME.bfn" → "DIR/guides/NAME.bfn")
+ * into out; 1 if that file exists. */
+int viz_guide_path(const char *model_path, char *out, size_t cap);
+
 typedef struct {
-    viz_sample_params sp;           /* beta1 <= 0: the model's own */
+    viz_sample_params sp;           /* beta1 <= 0: the model's own; guidance w (1: off) */
     char model_path[VIZ_PATH_MAX];  /* used when weights is NULL */
     viz_weights *weights;           /* borrowed by submit, which takes its own reference */
 } viz_sample_req;
