@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Remakes the figures in docs/ from the shipped models, the way the README and
 # the model cards say they were made: the sample grids and evolution strips
-# (bfn sample, n = 100, seed 1) and the app's screenshots (bfnviz --headless
-# running the scripts in src/viz/demo/).
+# (bfn sample, n = 100, seed 1; the grids also guided by models/guides/) and
+# the app's screenshots (bfnviz --headless running the scripts in src/viz/demo/).
 #   scripts/figures.sh [samples|screenshots|all]      (default all)
 # The training screenshot trains a tiny model for half a minute (runs/).
 set -euo pipefail
@@ -17,6 +17,11 @@ if [ "$what" != screenshots ]; then
     --out docs/samples_mnist.png --strip docs/strip_mnist.png
   build/bfn sample --model models/twodigit.bfn --count 16 --cols 4 --steps 100 --seed 1 \
     --out docs/samples_twodigit.png --strip docs/strip_twodigit.png
+  # the same seeds with autoguidance by the shipped guides (models/guides/README.md)
+  build/bfn sample --model models/mnist.bfn --guide models/guides/mnist.bfn --guidance 1.5 \
+    --count 100 --cols 10 --steps 100 --seed 1 --out docs/samples_mnist_guided.png
+  build/bfn sample --model models/twodigit.bfn --guide models/guides/twodigit.bfn --guidance 2 \
+    --count 16 --cols 4 --steps 100 --seed 1 --out docs/samples_twodigit_guided.png
 fi
 if [ "$what" != samples ]; then
   build/bfnviz --headless --steps 50 --script src/viz/demo/main.txt
