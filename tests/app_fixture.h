@@ -269,6 +269,23 @@ static inline int fx_click(viz_app *a, const char *id)
     return 1;
 }
 
+/* Types path into the model field (15 characters per text event) and
+ * presses Enter, as a user opening another model does. */
+static inline void fx_open_model_field(viz_app *a, const char *path)
+{
+    CHECK(fx_click(a, "model"), "model field on screen");
+    for (int i = 0; i < 200; i++)
+        viz_app_key(a, SDLK_BACKSPACE, 0);
+    viz_app_run_frames(a, 1);
+    char chunk[16];
+    for (size_t i = 0; i < strlen(path); i += 15) {
+        snprintf(chunk, sizeof chunk, "%.15s", path + i);
+        viz_app_type(a, chunk);
+    }
+    viz_app_key(a, SDLK_RETURN, 0);
+    viz_app_run_frames(a, 1);
+}
+
 static inline void fx_key(viz_app *a, SDL_Keycode k, Uint16 mod)
 {
     viz_app_key(a, k, mod);

@@ -322,22 +322,6 @@ static void test_guide_that_does_not_match_is_refused_and_sampling_goes_on_ungui
     }
 }
 
-/* Types path into the model field and presses Enter. */
-static void open_model(viz_app *a, const char *path)
-{
-    CHECK(fx_click(a, "model"), "model field on screen");
-    for (int i = 0; i < 200; i++)
-        viz_app_key(a, SDLK_BACKSPACE, 0);
-    viz_app_run_frames(a, 1);
-    char chunk[16];
-    for (size_t i = 0; i < strlen(path); i += 15) {
-        snprintf(chunk, sizeof chunk, "%.15s", path + i);
-        viz_app_type(a, chunk);
-    }
-    viz_app_key(a, SDLK_RETURN, 0);
-    viz_app_run_frames(a, 1);
-}
-
 static void test_the_guide_follows_the_model(void)
 {
     char root[512], models[600], ma[700], mb[700], mc[700], ga[800], gb[800];
@@ -361,7 +345,7 @@ static void test_the_guide_follows_the_model(void)
     free(got), free(want);
 
     /* another model with a guide: w stays, its own guide is loaded */
-    open_model(a, mb);
+    fx_open_model_field(a, mb);
     CHECK_NEAR(2, fx_state(a).settings.guidance, 0, "b has a guide: w kept");
     got = app_final(a, "b at w = 2");
     check_shown(a, 2, VIZ_GUIDE_DIR "/b.bfn", "b");
@@ -370,7 +354,7 @@ static void test_the_guide_follows_the_model(void)
     free(got), free(want);
 
     /* one without: guidance goes off, and the control says so */
-    open_model(a, mc);
+    fx_open_model_field(a, mc);
     viz_app_state st = fx_state(a);
     CHECK_NEAR(1, st.settings.guidance, 0, "c has no guide: w");
     CHECK_NEAR(0, st.guide_available, 0, "c has no guide: the control knows");
@@ -381,7 +365,7 @@ static void test_the_guide_follows_the_model(void)
     free(got), free(want);
 
     /* back to a: its guide is loaded again (the worker dropped it) */
-    open_model(a, ma);
+    fx_open_model_field(a, ma);
     CHECK_NEAR(1, fx_state(a).guide_available, 0, "a: the guide is found again");
     run_script(a, "guidance 2\n", err, sizeof err);
     got = app_final(a, "a again");

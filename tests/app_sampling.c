@@ -208,23 +208,6 @@ static void wait_error(viz_app *a, uint64_t after)
     }
 }
 
-static void type_path(viz_app *a, const char *path)
-{
-    SDL_Rect r;
-    CHECK(fx_click(a, "model"), "model field on screen");
-    (void)r;
-    for (int i = 0; i < 200; i++)
-        viz_app_key(a, SDLK_BACKSPACE, 0);
-    viz_app_run_frames(a, 1);
-    char chunk[16];
-    for (size_t i = 0; i < strlen(path); i += 15) {
-        snprintf(chunk, sizeof chunk, "%.15s", path + i);
-        viz_app_type(a, chunk);
-    }
-    viz_app_key(a, SDLK_RETURN, 0);
-    viz_app_run_frames(a, 1);
-}
-
 static void test_app_corrupt_model_shows_error_and_keeps_running(void)
 {
     char bad[600], flipped[600];
@@ -260,7 +243,7 @@ static void test_app_corrupt_model_shows_error_and_keeps_running(void)
     CHECK_NEAR(VIZ_VIEW_P, fx_state(a).view, 0, "keys still work");
 
     uint64_t gen = fx_state(a).run_gen;
-    type_path(a, flipped);
+    fx_open_model_field(a, flipped);
     wait_error(a, gen);
     s = fx_state(a);
     CHECK(strstr(s.model_path, "flipped.bfn") != NULL, "model field applied: '%.200s'",
@@ -268,7 +251,7 @@ static void test_app_corrupt_model_shows_error_and_keeps_running(void)
     CHECK(strstr(s.error, "flipped.bfn") && strstr(s.error, "checksum"),
           "checksum error named: '%s'", s.error);
 
-    type_path(a, model);
+    fx_open_model_field(a, model);
     CHECK(viz_app_wait_run(a, 60), "the good model samples after the errors");
     s = fx_state(a);
     CHECK_NEAR(VIZ_RUN_DONE, s.run_state, 0, "run state");
@@ -521,7 +504,7 @@ static void test_app_pinned_pixel_outside_a_smaller_model_is_not_read(void)
     float th[64];
     CHECK_NEAR(n + 1, viz_app_inspector(a, th, NULL, NULL, NULL, 64), 0,
                "pinned pixel (%d, %d) inspected in the 16x16 run", px, py);
-    type_path(a, small);
+    fx_open_model_field(a, small);
     CHECK(viz_app_wait_run(a, 60), "the 8x8 run finished");
     viz_app_run_frames(a, 3); /* draws the inspector panel with the pin in place */
     viz_app_state s = fx_state(a);
@@ -529,7 +512,7 @@ static void test_app_pinned_pixel_outside_a_smaller_model_is_not_read(void)
           "the pin is kept: cell %d (%d, %d)", s.insp_cell, s.insp_x, s.insp_y);
     CHECK_NEAR(0, viz_app_inspector(a, th, NULL, NULL, NULL, 64), 0,
                "values of pixel (%d, %d) read from an 8x8 run", px, py);
-    type_path(a, model);
+    fx_open_model_field(a, model);
     CHECK(viz_app_wait_run(a, 60), "the 16x16 run finished again");
     viz_app_run_frames(a, 1);
     CHECK_NEAR(n + 1, viz_app_inspector(a, th, NULL, NULL, NULL, 64), 0,
